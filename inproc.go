@@ -1,0 +1,187 @@
+package ferry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferrymq/ferry/internal/wire"
+)
+
+// inproc:// passes messages between sockets of one process by reference:
+// the sender's Msg struct itself reaches the receiver, nothing is
+// serialised. It lives in the core because it moves *Msg values.
+
+var inprocNames = struct {
+	sync.Mutex
+	m map[string]*inprocListener
+}{m: make(map[string]*inprocListener)}
+
+func inprocName(u *url.URL) string {
+	return u.Host + u.Path + u.Opaque
+}
+
+type inprocListener struct {
+	name      string
+	conns     chan *inprocConn // unbuffered: a dial completes when accepted
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *inprocListener) listen() error {
+	inprocNames.Lock()
+	defer inprocNames.Unlock()
+	if _, dup := inprocNames.m[l.name]; dup {
+		return fmt.Errorf("inproc://%s: %w", l.name, syscall.EADDRINUSE)
+	}
+	l.conns = make(chan *inprocConn)
+	l.closed = make(chan struct{})
+	inprocNames.m[l.name] = l
+	return nil
+}
+
+func (l *inprocListener) close() {
+	l.closeOnce.Do(func() {
+		inprocNames.Lock()
+		if inprocNames.m[l.name] == l {
+			delete(inprocNames.m, l.name)
+		}
+		inprocNames.Unlock()
+		close(l.closed)
+	})
+}
+
+func (l *inprocListener) accept() (*inprocConn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func inprocDial(ctx context.Context, name string) (*inprocConn, error) {
+	inprocNames.Lock()
+	l := inprocNames.m[name]
+	inprocNames.Unlock()
+	if l == nil {
+		return nil, fmt.Errorf("inproc://%s: %w", name, syscall.ECONNREFUSED)
+	}
+	a, b := newInprocPair(name)
+	select {
+	case l.conns <- b:
+		return a, nil
+	case <-l.closed:
+		return nil, fmt.Errorf("inproc://%s: %w", name, syscall.ECONNREFUSED)
+	case <-ctx.Done():
+		return nil, ctxErr(ctx)
+	}
+}
+
+// inprocConn is one end of an in-process pipe.
+type inprocConn struct {
+	name      string
+	dialed    bool
+	peer      *inprocConn
+	in        chan *Msg   // messages for this end; the peer's writer fills it
+	proto     chan uint16 // the peer's protocol number, sent at handshake
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+const inprocDepth = 16
+
+func newInprocPair(name string) (*inprocConn, *inprocConn) {
+	mk := func(dialed bool) *inprocConn {
+		return &inprocConn{name: name, dialed: dialed,
+			in: make(chan *Msg, inprocDepth), proto: make(chan uint16, 1), closed: make(chan struct{})}
+	}
+	a, b := mk(true), mk(false)
+	a.peer, b.peer = b, a
+	return a, b
+}
+
+func (c *inprocConn) handshake(self uint16, timeout time.Duration) (uint16, error) {
+	c.peer.proto <- self // capacity 1, sent once: never blocks
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case p := <-c.proto:
+		return p, nil
+	case <-c.closed:
+		return 0, net.ErrClosed
+	case <-c.peer.closed:
+		return 0, io.EOF
+	case <-t.C:
+		return 0, fmt.Errorf("inproc handshake: %w", errDeadline)
+	}
+}
+
+var errDeadline = &sentinel{msg: "deadline exceeded", wraps: []error{osErrDeadline}}
+
+func (c *inprocConn) recv(max int) (*Msg, error) {
+	var m *Msg
+	select {
+	case m = <-c.in:
+	default:
+		select {
+		case m = <-c.in:
+		case <-c.closed:
+			return nil, net.ErrClosed
+		case <-c.peer.closed:
+			// What the peer sent before closing is still delivered.
+			select {
+			case m = <-c.in:
+			default:
+				return nil, io.EOF
+			}
+		}
+	}
+	if n := len(m.Body); n > max {
+		recycle(m)
+		return nil, &wire.SizeError{Size: uint64(n), Max: uint64(max)}
+	}
+	return m, nil
+}
+
+func (c *inprocConn) send(batch []*Msg) error {
+	for i, m := range batch {
+		m.joinHeader() // the receiver sees the SP payload as a stream peer would
+		m.pipe = nil
+		select {
+		case c.peer.in <- m:
+			batch[i] = nil
+		case <-c.closed:
+			return net.ErrClosed
+		case <-c.peer.closed:
+			return syscall.EPIPE
+		}
+	}
+	return nil
+}
+
+func (c *inprocConn) close() {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		// Free what the peer queued for us; anything it adds later is
+		// left to the garbage collector.
+		for {
+			select {
+			case m := <-c.in:
+				recycle(m)
+			default:
+				return
+			}
+		}
+	})
+}
+
+func (c *inprocConn) closeWrite() {}
+
+func (c *inprocConn) localAddr() string  { return "inproc://" + c.name }
+func (c *inprocConn) remoteAddr() string { return "inproc://" + c.name }

@@ -1,0 +1,169 @@
+// Package pairs implements PAIR0 and PAIR1 (monogamous): one peer at a
+// time; a second is refused. PAIR1 carries a hop count header: the sender
+// writes 0 and the pipe adds 1, so the wire carries 00 00 00 01; a
+// receiver closes a pipe whose header is short or whose hop count is over
+// 0xff, and drops (counting it) a message over the socket's MaxTTL.
+//
+// Sent messages wait in one socket-level queue of SendQueueLen; the
+// peer's writer drains it. With no peer, Send waits once the queue is
+// full. Messages a writer already took when its pipe died are lost, as
+// with NNG; what is still queued goes to the next peer.
+package pairs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ferrymq/ferry"
+)
+
+// Protocol numbers.
+const (
+	ProtoPair0 = 0x10
+	ProtoPair1 = 0x11
+)
+
+// ErrPaired refuses a second peer.
+var ErrPaired = errors.New("pair: already connected to a peer")
+
+type proto struct {
+	v1     bool
+	raw    bool
+	maxTTL uint32
+	s      *ferry.Socket
+	sendq  chan *ferry.Msg
+	recvq  chan *ferry.Msg
+
+	mu   sync.Mutex
+	peer *ferry.Pipe
+}
+
+// New returns a PAIR0 (v1 false) or PAIR1 protocol.
+func New(v1 bool) ferry.Protocol { return &proto{v1: v1} }
+
+func (p *proto) Info() ferry.ProtocolInfo {
+	if p.v1 {
+		return ferry.ProtocolInfo{Self: ProtoPair1, Peer: ProtoPair1, SelfName: "pair1", PeerName: "pair1"}
+	}
+	return ferry.ProtocolInfo{Self: ProtoPair0, Peer: ProtoPair0, SelfName: "pair", PeerName: "pair"}
+}
+
+func (p *proto) Init(s *ferry.Socket) {
+	cfg := s.Config()
+	p.s = s
+	p.raw = cfg.Raw
+	p.maxTTL = uint32(cfg.MaxTTL)
+	p.sendq = make(chan *ferry.Msg, cfg.SendQueueLen)
+	p.recvq = make(chan *ferry.Msg, cfg.RecvQueueLen)
+}
+
+func (p *proto) AddPipe(pp *ferry.Pipe) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.peer != nil {
+		return ErrPaired
+	}
+	p.peer = pp
+	pp.SetSendQueue(p.sendq)
+	return nil
+}
+
+func (p *proto) RemovePipe(pp *ferry.Pipe) {
+	p.mu.Lock()
+	if p.peer == pp {
+		p.peer = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *proto) Receive(pp *ferry.Pipe, m *ferry.Msg) {
+	if p.v1 {
+		hops, ok := m.TrimBodyU32()
+		switch {
+		case !ok:
+			ferry.RecycleMsg(m)
+			pp.ProtocolError(fmt.Errorf("pair1: header shorter than 4 bytes"))
+			return
+		case hops > 0xff:
+			ferry.RecycleMsg(m)
+			pp.ProtocolError(fmt.Errorf("pair1: hop count %d over 255", hops))
+			return
+		case hops > p.maxTTL:
+			ferry.RecycleMsg(m)
+			pp.CountDrop()
+			return
+		}
+		if p.raw {
+			m.AppendHeaderU32(hops)
+		}
+	}
+	select {
+	case p.recvq <- m:
+	case <-pp.Closing():
+		ferry.RecycleMsg(m)
+	case <-p.s.Closed():
+		ferry.RecycleMsg(m)
+	}
+}
+
+func (p *proto) Send(ctx context.Context, m *ferry.Msg) error {
+	if p.v1 {
+		var hops uint32
+		if p.raw {
+			if len(m.Header) != 4 {
+				return fmt.Errorf("%w: pair1 raw send needs a 4-byte hop count header", ferry.ErrState)
+			}
+			hops = uint32(m.Header[0])<<24 | uint32(m.Header[1])<<16 | uint32(m.Header[2])<<8 | uint32(m.Header[3])
+			if hops >= p.maxTTL {
+				// One more hop would pass the limit: drop, as NNG does.
+				ferry.RecycleMsg(m)
+				p.s.CountDrop()
+				return nil
+			}
+		}
+		m.Header = m.Header[:0]
+		m.AppendHeaderU32(hops + 1) // the pipe's +1, added here once
+	}
+	select {
+	case p.sendq <- m:
+		return nil
+	default:
+	}
+	select {
+	case p.sendq <- m:
+		return nil
+	case <-ctx.Done():
+		return ferry.CtxErr(ctx)
+	case <-p.s.Closed():
+		return ferry.ErrClosed
+	}
+}
+
+func (p *proto) Recv(ctx context.Context) (*ferry.Msg, error) {
+	select {
+	case m := <-p.recvq:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-p.recvq:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ferry.CtxErr(ctx)
+	case <-p.s.Closed():
+		return nil, ferry.ErrClosed
+	}
+}
+
+// SendPending reports messages queued and not yet taken by a writer.
+func (p *proto) SendPending() int { return len(p.sendq) }
+
+func (p *proto) Close() {
+	for _, q := range []chan *ferry.Msg{p.sendq, p.recvq} {
+		for len(q) > 0 {
+			ferry.RecycleMsg(<-q)
+		}
+	}
+}

@@ -1,0 +1,335 @@
+package ferry
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+// Msg is a message: a protocol header and a body.
+//
+// Ownership is explicit. A Msg has one owner at a time:
+//
+//   - A Send that succeeds takes the content and leaves the handle empty;
+//     the caller may fill it again (SetBody) and send it again, which is
+//     how steady-state sending allocates nothing. A Send that fails leaves
+//     the content with the caller.
+//   - Recv hands over a new Msg; RecvMsg fills one the caller already has.
+//   - Free gives the buffer back to the pool. Free is idempotent: a second
+//     Free, a Free after a successful Send, or a Free through a stale copy
+//     of the handle never returns a buffer that someone else now holds,
+//     because every pooled buffer carries a generation that each release
+//     bumps with a compare-and-swap.
+//
+// Set FERRY_DEBUG=msg in the environment to make every misuse (double
+// free, free after send, use or send after free) panic with the stack of
+// the earlier call and of the current one.
+//
+// The zero Msg is an empty, usable message. Do not copy a Msg value; pass
+// *Msg.
+type Msg struct {
+	// Header is the protocol header. Cooked sockets manage it; raw
+	// sockets hand it to the caller (pipe id and backtrace for REQ/REP).
+	Header []byte
+	// Body is the payload.
+	Body []byte
+
+	blk   *block        // pooled storage Body (and a received Header) live in; nil if none
+	gen   uint32        // blk's generation when this handle acquired it
+	state atomic.Uint32 // msgLive, msgFreed or msgSent
+	pipe  *Pipe         // pipe the message arrived on; nil for locally built ones
+	dbg   atomic.Pointer[misuseTrace]
+	hbuf  [64]byte // backing for headers built by protocols
+	_     noCopy
+}
+
+const (
+	msgLive  = iota // holds content (maybe none) and may be used
+	msgFreed        // Free was called
+	msgSent         // a successful Send took the content
+)
+
+// noCopy makes go vet's copylocks check flag copies of Msg.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
+
+// Size classes for pooled buffers: powers of two from 64 B to 4 MiB.
+// Larger buffers are allocated exactly and left to the garbage collector.
+const (
+	minClassShift = 6
+	maxClassShift = 22
+	numClasses    = maxClassShift - minClassShift + 1
+)
+
+// block is a pooled buffer. gen changes on every release; a release that
+// names a stale generation does nothing. That is what makes Free safe
+// against double release and stale handles.
+type block struct {
+	gen   atomic.Uint32
+	class int8 // -1: not pooled
+	buf   []byte
+}
+
+var blockPools [numClasses]sync.Pool
+
+func classOf(n int) int {
+	if n <= 1<<minClassShift {
+		return 0
+	}
+	c := bits.Len(uint(n-1)) - minClassShift
+	if c >= numClasses {
+		return -1
+	}
+	return c
+}
+
+// getBlock returns a block of capacity >= n and its current generation.
+func getBlock(n int) (*block, uint32) {
+	c := classOf(n)
+	if c < 0 {
+		b := &block{class: -1, buf: make([]byte, n)}
+		return b, b.gen.Load()
+	}
+	if v := blockPools[c].Get(); v != nil {
+		b := v.(*block)
+		return b, b.gen.Load()
+	}
+	b := &block{class: int8(c), buf: make([]byte, 1<<(c+minClassShift))}
+	return b, 0
+}
+
+// release gives the block back if gen is still its generation. It reports
+// whether this call released it.
+func (b *block) release(gen uint32) bool {
+	if !b.gen.CompareAndSwap(gen, gen+1) {
+		return false
+	}
+	if b.class >= 0 {
+		blockPools[b.class].Put(b)
+	}
+	return true
+}
+
+// NewMsg returns an empty message whose body has room for capacity bytes
+// from the buffer pool.
+func NewMsg(capacity int) *Msg {
+	m := new(Msg)
+	m.Grow(capacity)
+	return m
+}
+
+// Grow makes sure Body can take n more bytes without reallocating,
+// moving the content into pooled storage if needed.
+func (m *Msg) Grow(n int) {
+	m.revive()
+	need := len(m.Body) + n
+	if cap(m.Body) >= need && m.blk != nil {
+		return
+	}
+	b, gen := getBlock(need + headroom)
+	body := append(b.buf[headroom:headroom], m.Body...)
+	m.dropBlock()
+	m.blk, m.gen, m.Body = b, gen, body
+}
+
+// SetBody replaces the body with a copy of b, in pooled storage.
+func (m *Msg) SetBody(b []byte) {
+	m.revive()
+	if m.blk == nil || len(m.blk.buf) < len(b)+headroom {
+		m.Body = m.Body[:0]
+		m.Grow(len(b))
+	}
+	m.Body = append(m.blk.buf[headroom:headroom], b...)
+}
+
+// Reset empties header and body, keeping the storage.
+func (m *Msg) Reset() {
+	m.revive()
+	m.Header = m.Header[:0]
+	m.Body = m.Body[:0]
+}
+
+// SetHeader replaces the header with a copy of h.
+func (m *Msg) SetHeader(h []byte) {
+	m.revive()
+	if len(h) <= len(m.hbuf) {
+		m.Header = append(m.hbuf[:0], h...)
+		return
+	}
+	m.Header = append([]byte(nil), h...)
+}
+
+// AppendHeaderU32 appends v to the header, big-endian.
+func (m *Msg) AppendHeaderU32(v uint32) {
+	if len(m.Header) == 0 {
+		m.Header = m.hbuf[:0]
+	}
+	m.Header = binary.BigEndian.AppendUint32(m.Header, v)
+}
+
+// TrimBodyU32 removes a big-endian uint32 from the front of the body.
+func (m *Msg) TrimBodyU32() (uint32, bool) {
+	if len(m.Body) < 4 {
+		return 0, false
+	}
+	v := binary.BigEndian.Uint32(m.Body)
+	m.Body = m.Body[4:]
+	return v, true
+}
+
+// Pipe returns the pipe the message arrived on, or nil.
+func (m *Msg) Pipe() *Pipe { return m.pipe }
+
+// Free returns the message's storage to the pool. It is idempotent and
+// safe to call from several goroutines; only the first call of the
+// message's life releases anything.
+func (m *Msg) Free() {
+	if m == nil {
+		return
+	}
+	if !m.state.CompareAndSwap(msgLive, msgFreed) {
+		if debugMsgs.Load() {
+			m.misuse("Free")
+		}
+		return
+	}
+	if debugMsgs.Load() {
+		m.dbg.Store(trace("freed"))
+	}
+	m.dropBlock()
+	m.Header, m.Body, m.pipe = nil, nil, nil
+}
+
+// dropBlock releases the block this handle holds, if its generation is
+// still current.
+func (m *Msg) dropBlock() {
+	if b := m.blk; b != nil {
+		m.blk = nil
+		b.release(m.gen)
+	}
+}
+
+// revive makes a sent handle usable again; a freed one is a misuse that
+// debug mode reports and normal mode forgives.
+func (m *Msg) revive() {
+	switch m.state.Load() {
+	case msgLive:
+		return
+	case msgFreed:
+		if debugMsgs.Load() {
+			m.misuse("use")
+		}
+	}
+	m.state.Store(msgLive)
+}
+
+// moveTo moves m's content into dst, leaving m empty. Headers that live
+// in m.hbuf are re-pointed at dst.hbuf.
+func (m *Msg) moveTo(dst *Msg) {
+	dst.Body, dst.blk, dst.gen, dst.pipe = m.Body, m.blk, m.gen, m.pipe
+	dst.Header = dst.Header[:0]
+	if h := m.Header; cap(h) > 0 && &h[:cap(h)][cap(h)-1] == &m.hbuf[len(m.hbuf)-1] {
+		off := len(m.hbuf) - cap(h)
+		dst.Header = append(dst.hbuf[:off], h...)[off:]
+	} else {
+		dst.Header = h
+	}
+	m.Header, m.Body, m.blk, m.pipe = nil, nil, nil, nil
+}
+
+// msgPool recycles the library's own Msg structs. A struct that has been
+// handed to a caller (by Recv) never comes back here, so a stale handle
+// can never alias a recycled struct.
+var msgPool = sync.Pool{New: func() any { return new(Msg) }}
+
+func getMsg() *Msg {
+	m := msgPool.Get().(*Msg)
+	m.state.Store(msgLive)
+	return m
+}
+
+// recycle frees m's storage and returns the struct to msgPool. Only for
+// structs the library has never handed out.
+func recycle(m *Msg) {
+	m.dropBlock()
+	m.Header, m.Body, m.pipe = nil, nil, nil
+	m.dbg.Store(nil)
+	msgPool.Put(m)
+}
+
+// takeForSend moves the caller's content into a library-owned Msg. On
+// success the caller's handle is left empty in the sent state.
+func (m *Msg) takeForSend() (*Msg, error) {
+	if m == nil {
+		return nil, ErrState
+	}
+	if m.state.Load() != msgLive {
+		if debugMsgs.Load() {
+			m.misuse("Send")
+		}
+		return nil, ErrState
+	}
+	im := getMsg()
+	m.moveTo(im)
+	m.state.Store(msgSent)
+	if debugMsgs.Load() {
+		m.dbg.Store(trace("sent"))
+	}
+	return im, nil
+}
+
+// giveBack undoes takeForSend after a failed send.
+func (m *Msg) giveBack(im *Msg) {
+	im.moveTo(m)
+	m.state.Store(msgLive)
+	m.dbg.Store(nil)
+	recycle(im)
+}
+
+// NewLibMsg returns a library-owned message for protocol packages.
+func NewLibMsg() *Msg { return getMsg() }
+
+// RecycleMsg frees a library-owned message a protocol drops. The message
+// must never have been handed to a caller.
+func RecycleMsg(m *Msg) { recycle(m) }
+
+// headroom is the space kept in front of every pooled body, so that a
+// header can be joined to its body without copying the body.
+const headroom = 64
+
+// allocBody gives m a pooled body of n bytes.
+func (m *Msg) allocBody(n int) {
+	b, gen := getBlock(n + headroom)
+	m.blk, m.gen, m.Body = b, gen, b.buf[headroom:headroom+n]
+}
+
+// joinHeader moves the header in front of the body so that Body holds the
+// whole SP payload and Header is empty, as messages read off a stream
+// are. It uses the headroom in front of a pooled body when it can and
+// copies otherwise.
+func (m *Msg) joinHeader() {
+	h := m.Header
+	if len(h) == 0 {
+		return
+	}
+	if b := m.blk; b != nil {
+		buf, body := b.buf, m.Body
+		if c := cap(body); c > 0 && &body[:c][c-1] == &buf[len(buf)-1] {
+			if off := len(buf) - c; off >= len(h) {
+				start := off - len(h)
+				copy(buf[start:off], h)
+				m.Body = buf[start : off+len(body)]
+				m.Header = m.Header[:0]
+				return
+			}
+		}
+	}
+	nb, gen := getBlock(len(h) + len(m.Body) + headroom)
+	body := append(append(nb.buf[headroom:headroom], h...), m.Body...)
+	m.dropBlock()
+	m.blk, m.gen, m.Body = nb, gen, body
+	m.Header = m.Header[:0]
+}

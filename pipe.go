@@ -1,0 +1,449 @@
+package ferry
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ferrymq/ferry/internal/wire"
+	"github.com/ferrymq/ferry/transport"
+)
+
+// Pipe is one connection between a socket and a peer. Each pipe has at
+// most two goroutines: a reader, which also runs the handshake, and a
+// writer, started only if the protocol gives the pipe a send queue.
+type Pipe struct {
+	id        uint32
+	s         *Socket
+	c         pipeConn
+	dialer    *Dialer   // set if dialed; read-only
+	listener  *Listener // set if accepted; read-only
+	hsTimeout time.Duration
+
+	sendq   chan *Msg     // set by the protocol in AddPipe; drained by the writer
+	closing chan struct{} // closed when the pipe starts closing
+	ready   chan struct{} // closed once the protocol admitted the pipe
+	wdone   chan struct{} // closed when the writer has exited (or never ran)
+	done    chan struct{} // closed when the pipe is fully gone
+
+	closeOnce sync.Once
+	reason    Reason // set once, before closing is closed
+	err       error  // likewise
+
+	admitted atomic.Bool
+	busy     atomic.Bool // the writer holds a batch
+	ctr      pipeCounters
+
+	// ProtoData is the protocol's own per-pipe state. Set it in AddPipe;
+	// the socket never touches it.
+	ProtoData any
+}
+
+// pipeConn is a pipe's connection: a framed byte stream or an inproc
+// channel pair. recv is called only by the reader, send and closeWrite
+// only by the writer (closeWrite also by Shutdown once writers are idle),
+// close from anywhere.
+type pipeConn interface {
+	handshake(self uint16, timeout time.Duration) (peer uint16, err error)
+	recv(max int) (*Msg, error)
+	// send writes a batch in order. Entries whose ownership passed to the
+	// peer (inproc) are set to nil; the caller recycles the rest.
+	send(batch []*Msg) error
+	close()
+	closeWrite()
+	localAddr() string
+	remoteAddr() string
+}
+
+const maxBatch = 256
+
+// ID is the pipe's id, unique within its socket, in 1..0x7fffffff.
+func (p *Pipe) ID() uint32 { return p.id }
+
+// Socket returns the pipe's socket.
+func (p *Pipe) Socket() *Socket { return p.s }
+
+// SetSendQueue gives the pipe the queue its writer drains. Call it only
+// from Protocol.AddPipe. Several pipes may share one queue: each writer
+// takes what it is ready to send.
+func (p *Pipe) SetSendQueue(q chan *Msg) { p.sendq = q }
+
+// Closing is closed when the pipe starts closing.
+func (p *Pipe) Closing() <-chan struct{} { return p.closing }
+
+// Close closes the pipe; the socket carries on.
+func (p *Pipe) Close() { p.closeWith(ReasonSocketClosed, errors.New("closed by protocol")) }
+
+// ProtocolError closes the pipe because its peer broke the protocol, and
+// counts it.
+func (p *Pipe) ProtocolError(err error) {
+	p.closeWith(ReasonProtocol, fmt.Errorf("%w: %v", ErrProtocol, err))
+}
+
+// CountDrop counts a message from or for this pipe that the protocol
+// dropped.
+func (p *Pipe) CountDrop() { p.ctr.dropped.Add(1) }
+
+// Reason reports why the pipe closed, once it has.
+func (p *Pipe) Reason() (Reason, error) {
+	select {
+	case <-p.closing:
+		return p.reason, p.err
+	default:
+		return "", nil
+	}
+}
+
+func (p *Pipe) closeWith(r Reason, err error) {
+	p.closeOnce.Do(func() {
+		p.reason, p.err = r, err
+		if r.isProtocolError() {
+			p.ctr.protoErrs.Add(1)
+		}
+		close(p.closing)
+		p.c.close()
+	})
+}
+
+// closeErr describes why a pipe that never became ready closed.
+func (p *Pipe) closeErr() error {
+	<-p.closing
+	switch p.reason {
+	case ReasonRefused:
+		return fmt.Errorf("%w: %v", ErrPeerRefused, p.err)
+	case ReasonSocketClosed, ReasonDialerClosed:
+		return ErrClosed
+	}
+	if p.err != nil {
+		return fmt.Errorf("ferry: %s: %w", p.reason, p.err)
+	}
+	return fmt.Errorf("ferry: %s", p.reason)
+}
+
+// startPipe registers a pipe for c and starts its goroutine. It returns
+// nil, closing c, if the socket is closing.
+func (s *Socket) startPipe(c pipeConn, d *Dialer, l *Listener, hs time.Duration) *Pipe {
+	id := s.nextID.Add(1) & 0x7fffffff
+	if id == 0 {
+		id = s.nextID.Add(1) & 0x7fffffff
+	}
+	p := &Pipe{
+		id: id, s: s, c: c, dialer: d, listener: l, hsTimeout: hs,
+		closing: make(chan struct{}),
+		ready:   make(chan struct{}),
+		wdone:   make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.goLocked(p.run) {
+		c.close()
+		return nil
+	}
+	s.pipes[p] = struct{}{}
+	return p
+}
+
+// run is the pipe's reader goroutine: handshake, admission, then reading
+// until the pipe closes; it then waits for the writer and unregisters.
+func (p *Pipe) run() {
+	s := p.s
+	defer p.finish()
+	peer, err := p.c.handshake(s.info.Self, p.hsTimeout)
+	if err != nil {
+		p.closeWith(handshakeReason(err), err)
+		close(p.wdone)
+		return
+	}
+	if peer != s.info.Peer {
+		p.closeWith(ReasonWrongPeer, fmt.Errorf("peer speaks protocol %#x, %s needs %#x (%s)",
+			peer, s.info.SelfName, s.info.Peer, s.info.PeerName))
+		close(p.wdone)
+		return
+	}
+	select {
+	case <-p.closing: // closed during the handshake
+		close(p.wdone)
+		return
+	default:
+	}
+	if err := s.proto.AddPipe(p); err != nil {
+		p.closeWith(ReasonRefused, err)
+		close(p.wdone)
+		return
+	}
+	p.admitted.Store(true)
+	s.ctr.mu.Lock()
+	s.ctr.opened++
+	s.ctr.mu.Unlock()
+	close(p.ready)
+	if p.sendq != nil {
+		s.wg.Add(1) // safe: this goroutine holds a count, so Wait cannot have returned
+		go p.writeLoop()
+	} else {
+		close(p.wdone)
+	}
+	p.readLoop()
+	<-p.wdone
+	s.proto.RemovePipe(p)
+}
+
+func (p *Pipe) finish() {
+	s := p.s
+	s.mu.Lock()
+	delete(s.pipes, p)
+	s.mu.Unlock()
+	<-p.closing
+	s.ctr.recordClose(ClosedPipe{PipeStats: p.Stats(), Reason: p.reason, Err: p.err}, &p.ctr)
+	close(p.done)
+}
+
+func (p *Pipe) readLoop() {
+	max := p.s.cfg.RecvMaxSize
+	for {
+		m, err := p.c.recv(max)
+		if err != nil {
+			p.closeWith(readReason(err), err)
+			return
+		}
+		m.pipe = p
+		p.ctr.msgsIn.Add(1)
+		p.ctr.bytesIn.Add(uint64(len(m.Body)))
+		p.s.proto.Receive(p, m)
+	}
+}
+
+// writeLoop drains the send queue, handing the connection everything
+// queued at once so it can go out in one write.
+func (p *Pipe) writeLoop() {
+	defer p.s.wg.Done()
+	defer close(p.wdone)
+	batch := make([]*Msg, 0, maxBatch)
+	for {
+		select {
+		case <-p.closing:
+			return
+		default:
+		}
+		select {
+		case m := <-p.sendq:
+			batch = append(batch, m)
+		case <-p.closing:
+			return
+		}
+		p.busy.Store(true)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case m := <-p.sendq:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		var bytes uint64
+		for _, m := range batch {
+			bytes += uint64(len(m.Header) + len(m.Body))
+		}
+		n := len(batch)
+		err := p.c.send(batch)
+		for i, m := range batch {
+			if m != nil {
+				recycle(m)
+			}
+			batch[i] = nil
+		}
+		batch = batch[:0]
+		if err != nil {
+			p.busy.Store(false)
+			p.closeWith(writeReason(err), err)
+			return
+		}
+		p.ctr.msgsOut.Add(uint64(n))
+		p.ctr.bytesOut.Add(bytes)
+		p.busy.Store(false)
+	}
+}
+
+func handshakeReason(err error) Reason {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonHandshakeTimeout
+	case errors.Is(err, wire.ErrBadMagic), errors.Is(err, wire.ErrBadVersion), errors.Is(err, wire.ErrBadReserved):
+		return ReasonHandshake
+	case errors.Is(err, net.ErrClosed):
+		return ReasonSocketClosed
+	}
+	return ReasonPeerClosed
+}
+
+func readReason(err error) Reason {
+	switch {
+	case errors.Is(err, wire.ErrTooLarge):
+		return ReasonTooLarge
+	case errors.Is(err, wire.ErrBadIPCType):
+		return ReasonProtocol
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return ReasonTruncated
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return ReasonPeerClosed
+	}
+	return ReasonIO
+}
+
+func writeReason(err error) Reason {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonWriteTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
+		return ReasonPeerClosed
+	}
+	return ReasonIO
+}
+
+// streamConn frames SP messages on a byte stream (tcp, ipc, tls).
+type streamConn struct {
+	c  net.Conn
+	f  wire.Framing
+	br *bufio.Reader // reader-owned
+	fr *wire.Reader  // reader-owned; limit fixed at the first recv
+	wt time.Duration // write timeout; <= 0 for none
+
+	// writer-owned:
+	lastWD time.Time // when the write deadline was last pushed out
+	sc     []byte    // coalescing buffer: prefixes, headers, small bodies
+	seg    int       // start of the part of sc not yet in iov
+	iov    [][]byte
+	bufs   net.Buffers
+}
+
+const (
+	readBufSize  = 8 << 10
+	scratchSize  = 32 << 10
+	copyMaxBytes = 512 // bodies up to this size are copied into sc
+)
+
+func newStreamConn(tc transport.Conn, wt time.Duration) *streamConn {
+	return &streamConn{c: tc.Conn, f: tc.Framing, wt: wt}
+}
+
+func (c *streamConn) handshake(self uint16, timeout time.Duration) (uint16, error) {
+	c.c.SetDeadline(time.Now().Add(timeout))
+	peer, err := wire.Handshake(c.c, self)
+	c.c.SetDeadline(time.Time{})
+	return peer, err
+}
+
+func (c *streamConn) recv(max int) (*Msg, error) {
+	if c.fr == nil {
+		c.br = bufio.NewReaderSize(c.c, readBufSize)
+		c.fr = wire.NewReader(c.br, c.f, uint64(max))
+	}
+	n, err := c.fr.Next()
+	if err != nil {
+		return nil, err
+	}
+	m := getMsg()
+	m.allocBody(n)
+	if err := c.fr.ReadPayload(m.Body); err != nil {
+		recycle(m)
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *streamConn) send(batch []*Msg) error {
+	if c.sc == nil {
+		c.sc = make([]byte, 0, scratchSize)
+	}
+	if c.wt > 0 {
+		if now := time.Now(); now.Sub(c.lastWD) > c.wt/4 {
+			c.c.SetWriteDeadline(now.Add(c.wt))
+			c.lastWD = now
+		}
+	}
+	var pfx [9]byte
+	for _, m := range batch {
+		n := c.f.PutPrefix(pfx[:], len(m.Header)+len(m.Body))
+		if err := c.put(pfx[:n]); err != nil {
+			return err
+		}
+		if err := c.put(m.Header); err != nil {
+			return err
+		}
+		if err := c.put(m.Body); err != nil {
+			return err
+		}
+	}
+	return c.flush()
+}
+
+// put queues b for writing: copied into sc if small, referenced if not.
+func (c *streamConn) put(b []byte) error {
+	if len(b) > copyMaxBytes {
+		c.cut()
+		c.iov = append(c.iov, b)
+		if len(c.iov) >= 512 {
+			return c.flush()
+		}
+		return nil
+	}
+	if len(c.sc)+len(b) > cap(c.sc) {
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	c.sc = append(c.sc, b...)
+	return nil
+}
+
+// cut closes the current run of sc as one iovec.
+func (c *streamConn) cut() {
+	if len(c.sc) > c.seg {
+		c.iov = append(c.iov, c.sc[c.seg:])
+		c.seg = len(c.sc)
+	}
+}
+
+// flush writes everything queued in one vectored write.
+func (c *streamConn) flush() error {
+	c.cut()
+	var err error
+	switch len(c.iov) {
+	case 0:
+	case 1:
+		_, err = c.c.Write(c.iov[0])
+	default:
+		c.bufs = c.iov
+		_, err = c.bufs.WriteTo(c.c)
+		c.bufs = nil
+	}
+	clear(c.iov) // drop references to message memory
+	c.iov, c.sc, c.seg = c.iov[:0], c.sc[:0], 0
+	return err
+}
+
+func (c *streamConn) close() { c.c.Close() }
+
+func (c *streamConn) closeWrite() {
+	if cw, ok := c.c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+func (c *streamConn) localAddr() string  { return addrString(c.c.LocalAddr()) }
+func (c *streamConn) remoteAddr() string { return addrString(c.c.RemoteAddr()) }
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.Network() + "://" + a.String()
+}

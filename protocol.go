@@ -1,0 +1,41 @@
+package ferry
+
+import "context"
+
+// ProtocolInfo names a protocol and the peer it expects.
+type ProtocolInfo struct {
+	Self, Peer         uint16 // SP protocol numbers (16*major + minor)
+	SelfName, PeerName string // "pair1", "req", ...
+}
+
+// Protocol is the state machine behind a socket. Protocol packages
+// (protocol/pair, protocol/req ...) implement it; users never call it.
+//
+// The socket calls AddPipe and RemovePipe from the pipe's own goroutine,
+// Receive from the pipe's reader goroutine, and Send and Recv from the
+// caller's goroutine. Every method that can wait must return when the
+// socket closes (Socket.Closed) or, for Receive, when the pipe closes
+// (Pipe.Closing).
+type Protocol interface {
+	// Info names the protocol.
+	Info() ProtocolInfo
+	// Init is called once, before anything else, with the socket the
+	// protocol serves.
+	Init(s *Socket)
+	// AddPipe admits a pipe whose handshake succeeded. To send on it, the
+	// protocol gives it a queue with Pipe.SetSendQueue before returning.
+	// An error refuses the pipe, which is then closed.
+	AddPipe(p *Pipe) error
+	// RemovePipe is called once for every admitted pipe, after it closed
+	// and its writer stopped.
+	RemovePipe(p *Pipe)
+	// Receive takes ownership of a message that arrived on p.
+	Receive(p *Pipe, m *Msg)
+	// Send takes ownership of m on success only.
+	Send(ctx context.Context, m *Msg) error
+	// Recv hands over the next message.
+	Recv(ctx context.Context) (*Msg, error)
+	// Close is called after the socket's goroutines have all stopped, to
+	// release whatever the protocol still holds.
+	Close()
+}

@@ -1,0 +1,327 @@
+// Package ferry implements the Scalability Protocols (REQ/REP, PUB/SUB,
+// PUSH/PULL, PAIR, BUS, SURVEYOR/RESPONDENT), wire-compatible with NNG and
+// nanomsg.
+//
+// A Socket speaks one protocol; the protocol packages construct them
+// (pair.New, pair1.New ...). A socket listens and dials on URLs:
+// inproc://name, ipc:///path, tcp://host:port, and the schemes of any
+// imported transport package. Every call that can wait takes a
+// context.Context first.
+//
+// Close is immediate, idempotent and safe from any goroutine: it ends
+// every blocked or pending operation with ErrClosed and returns once every
+// goroutine the socket started has exited. Shutdown first lets queued
+// messages go out, bounded by its ctx.
+package ferry
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrymq/ferry/transport"
+	_ "github.com/ferrymq/ferry/transport/ipc" // always available
+	_ "github.com/ferrymq/ferry/transport/tcp" // always available
+)
+
+// Socket is an SP socket. Its methods are safe for concurrent use.
+type Socket struct {
+	cfg   SocketConfig // validated; read-only after NewSocket
+	proto Protocol
+	info  ProtocolInfo
+
+	closed    chan struct{} // closed when Close begins
+	done      chan struct{} // closed when Close has finished
+	closeOnce sync.Once
+	draining  atomic.Bool // Shutdown began: Send refuses new messages
+
+	mu        sync.Mutex // guards the fields below and wg.Add
+	closing   bool
+	pipes     map[*Pipe]struct{}
+	dialers   map[*Dialer]struct{}
+	listeners map[*Listener]struct{}
+
+	wg     sync.WaitGroup // every goroutine the socket started
+	nextID atomic.Uint32
+	ctr    sockCounters
+}
+
+// NewSocket makes a socket running proto. Protocol packages call it; users
+// call their constructors (pair.New ...).
+func NewSocket(proto Protocol, cfg SocketConfig) (*Socket, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Socket{
+		cfg:       cfg,
+		proto:     proto,
+		info:      proto.Info(),
+		closed:    make(chan struct{}),
+		done:      make(chan struct{}),
+		pipes:     make(map[*Pipe]struct{}),
+		dialers:   make(map[*Dialer]struct{}),
+		listeners: make(map[*Listener]struct{}),
+	}
+	s.nextID.Store(rand.Uint32() & 0x7fffffff)
+	proto.Init(s)
+	return s, nil
+}
+
+// Info names the socket's protocol and the peer it expects.
+func (s *Socket) Info() ProtocolInfo { return s.info }
+
+// Config returns the socket's configuration with defaults filled in.
+func (s *Socket) Config() SocketConfig { return s.cfg }
+
+// Closed is closed when the socket starts closing. Protocols select on it.
+func (s *Socket) Closed() <-chan struct{} { return s.closed }
+
+// Send sends m. On success the socket owns the content and m is left
+// empty, ready to be filled again; on error m is unchanged and still the
+// caller's. Completion does not mean a peer received it.
+func (s *Socket) Send(ctx context.Context, m *Msg) error {
+	if err := s.sendable(); err != nil {
+		return err
+	}
+	im, err := m.takeForSend()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.SendTimeout)
+	err = s.proto.Send(ctx, im)
+	if cancel != nil {
+		cancel()
+	}
+	if err != nil {
+		m.giveBack(im)
+	}
+	return err
+}
+
+// SendBytes sends a copy of b; b stays the caller's.
+func (s *Socket) SendBytes(ctx context.Context, b []byte) error {
+	if err := s.sendable(); err != nil {
+		return err
+	}
+	im := getMsg()
+	im.SetBody(b)
+	ctx, cancel := withTimeout(ctx, s.cfg.SendTimeout)
+	err := s.proto.Send(ctx, im)
+	if cancel != nil {
+		cancel()
+	}
+	if err != nil {
+		recycle(im)
+	}
+	return err
+}
+
+func (s *Socket) sendable() error {
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	if s.draining.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Recv waits for the next message and hands it over; the caller owns it
+// and may Free it.
+func (s *Socket) Recv(ctx context.Context) (*Msg, error) {
+	ctx, cancel := withTimeout(ctx, s.cfg.RecvTimeout)
+	m, err := s.proto.Recv(ctx)
+	if cancel != nil {
+		cancel()
+	}
+	return m, err
+}
+
+// RecvMsg is Recv into a message the caller already has: its old content
+// is freed and replaced. With a reused m, receiving allocates nothing.
+func (s *Socket) RecvMsg(ctx context.Context, m *Msg) error {
+	im, err := s.Recv(ctx)
+	if err != nil {
+		return err
+	}
+	if m.state.Load() == msgLive {
+		m.dropBlock()
+	}
+	m.state.Store(msgLive)
+	m.dbg.Store(nil)
+	im.moveTo(m)
+	recycle(im)
+	return nil
+}
+
+// RecvBytes receives a message and appends its body to dst. The message's
+// storage goes back to the pool; with a dst of enough capacity nothing is
+// allocated.
+func (s *Socket) RecvBytes(ctx context.Context, dst []byte) ([]byte, error) {
+	im, err := s.Recv(ctx)
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, im.Body...)
+	recycle(im)
+	return dst, nil
+}
+
+// withTimeout applies a socket-level default timeout to a ctx without a
+// deadline. cancel is nil when nothing was applied.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, nil
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, nil
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// Close closes the socket at once: every listener, dialer and pipe closes,
+// every blocked or pending operation returns ErrClosed, and queued
+// messages are dropped. It returns when every goroutine the socket
+// started has exited. It is idempotent and safe to call concurrently;
+// every call waits for the first to finish and returns nil.
+//
+// Close must not be called from a Protocol method (those run on the
+// socket's own goroutines).
+func (s *Socket) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		pipes := make([]*Pipe, 0, len(s.pipes))
+		for p := range s.pipes {
+			pipes = append(pipes, p)
+		}
+		dialers := make([]*Dialer, 0, len(s.dialers))
+		for d := range s.dialers {
+			dialers = append(dialers, d)
+		}
+		listeners := make([]*Listener, 0, len(s.listeners))
+		for l := range s.listeners {
+			listeners = append(listeners, l)
+		}
+		s.mu.Unlock()
+		close(s.closed)
+		for _, l := range listeners {
+			l.stop()
+		}
+		for _, d := range dialers {
+			d.stop()
+		}
+		for _, p := range pipes {
+			p.closeWith(ReasonSocketClosed, nil)
+		}
+		s.wg.Wait()
+		s.proto.Close()
+		close(s.done)
+	})
+	<-s.done
+	return nil
+}
+
+// pendingReporter is implemented by protocols that queue sent messages
+// outside the pipes' own queues (PAIR's socket queue).
+type pendingReporter interface {
+	// SendPending is the number of messages accepted by Send and not yet
+	// taken by a pipe.
+	SendPending() int
+}
+
+// Shutdown closes gracefully: Send refuses new messages at once, queued
+// messages are written to their pipes (and the kernel) until none is
+// left or ctx ends, each stream connection is half-closed so the peer
+// reads everything before the end, and then the socket closes as with
+// Close. It returns ctx's error if ctx ended first (the socket is closed
+// all the same).
+func (s *Socket) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for !s.drained() {
+		select {
+		case <-tick.C:
+		case <-s.closed:
+			return s.Close()
+		case <-ctx.Done():
+			err = ctxErr(ctx)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		s.mu.Lock()
+		for p := range s.pipes {
+			p.c.closeWrite()
+		}
+		s.mu.Unlock()
+	}
+	s.Close()
+	return err
+}
+
+func (s *Socket) drained() bool {
+	if pr, ok := s.proto.(pendingReporter); ok && pr.SendPending() > 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.pipes {
+		if p.admitted.Load() && (len(p.sendq) > 0 || p.busy.Load()) {
+			return false
+		}
+	}
+	return true
+}
+
+// goLocked starts f on a goroutine Close will wait for. It reports false,
+// starting nothing, if the socket is closing. s.mu must be held.
+func (s *Socket) goLocked(f func()) bool {
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// CountDrop counts a message a protocol dropped without a pipe to blame.
+func (s *Socket) CountDrop() { s.ctr.dropped.Add(1) }
+
+// parseAddr splits a URL and finds its transport; inproc has none.
+func parseAddr(addr string) (*url.URL, transport.Transport, error) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %q: %v", ErrBadAddr, addr, err)
+	}
+	if u.Scheme == "inproc" {
+		return u, nil, nil
+	}
+	t, err := transport.Lookup(u.Scheme)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %q: %v", ErrBadAddr, addr, err)
+	}
+	return u, t, nil
+}
+
+func (c ConnConfig) transportOptions() transport.Options {
+	ka := c.TCPKeepAlive
+	if ka == 0 {
+		ka = -1
+	}
+	return transport.Options{NoDelay: !c.TCPNagle, KeepAlive: ka, TLS: c.TLS}
+}
