@@ -322,6 +322,7 @@ type streamConn struct {
 	seg    int       // start of the part of sc not yet in iov
 	iov    [][]byte
 	bufs   net.Buffers
+	pfx    [9]byte
 }
 
 const (
@@ -369,10 +370,9 @@ func (c *streamConn) send(batch []*Msg) error {
 			c.lastWD = now
 		}
 	}
-	var pfx [9]byte
 	for _, m := range batch {
-		n := c.f.PutPrefix(pfx[:], len(m.Header)+len(m.Body))
-		if err := c.put(pfx[:n]); err != nil {
+		n := c.f.PutPrefix(c.pfx[:], len(m.Header)+len(m.Body))
+		if err := c.put(c.pfx[:n]); err != nil { // copied: prefixes are small
 			return err
 		}
 		if err := c.put(m.Header); err != nil {
