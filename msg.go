@@ -129,8 +129,8 @@ func (m *Msg) Grow(n int) {
 	if cap(m.Body) >= need && m.blk != nil {
 		return
 	}
-	b, gen := getBlock(need + headroom)
-	body := append(b.buf[headroom:headroom], m.Body...)
+	b, gen, off := getBodyBlock(need)
+	body := append(b.buf[off:off], m.Body...)
 	m.dropBlock()
 	m.blk, m.gen, m.Body = b, gen, body
 }
@@ -138,11 +138,11 @@ func (m *Msg) Grow(n int) {
 // SetBody replaces the body with a copy of b, in pooled storage.
 func (m *Msg) SetBody(b []byte) {
 	m.revive()
-	if m.blk == nil || len(m.blk.buf) < len(b)+headroom {
+	if m.blk == nil || cap(m.Body) < len(b) || !m.bodyAtStart() {
 		m.Body = m.Body[:0]
 		m.Grow(len(b))
 	}
-	m.Body = append(m.blk.buf[headroom:headroom], b...)
+	m.Body = append(m.Body[:0], b...)
 }
 
 // Reset empties header and body, keeping the storage.
@@ -300,10 +300,29 @@ func RecycleMsg(m *Msg) { recycle(m) }
 // header can be joined to its body without copying the body.
 const headroom = 64
 
+// getBodyBlock returns a block for a body of n bytes and the offset the
+// body starts at: headroom, unless the body is large and the headroom
+// would double its block (a 64 KiB body would take 128 KiB).
+func getBodyBlock(n int) (*block, uint32, int) {
+	if c := classOf(n); n >= 4096 && c >= 0 && classOf(n+headroom) != c {
+		b, gen := getBlock(n)
+		return b, gen, 0
+	}
+	b, gen := getBlock(n + headroom)
+	return b, gen, headroom
+}
+
+// bodyAtStart reports whether Body starts where getBodyBlock put it, so
+// reusing it keeps the headroom.
+func (m *Msg) bodyAtStart() bool {
+	buf, c := m.blk.buf, cap(m.Body)
+	return c > 0 && &m.Body[:c][c-1] == &buf[len(buf)-1] && (c == len(buf) || c == len(buf)-headroom)
+}
+
 // allocBody gives m a pooled body of n bytes.
 func (m *Msg) allocBody(n int) {
-	b, gen := getBlock(n + headroom)
-	m.blk, m.gen, m.Body = b, gen, b.buf[headroom:headroom+n]
+	b, gen, off := getBodyBlock(n)
+	m.blk, m.gen, m.Body = b, gen, b.buf[off:off+n]
 }
 
 // joinHeader moves the header in front of the body so that Body holds the

@@ -38,7 +38,6 @@ type Pipe struct {
 	err       error  // likewise
 
 	admitted atomic.Bool
-	busy     atomic.Bool // the writer holds a batch
 	ctr      pipeCounters
 
 	// ProtoData is the protocol's own per-pipe state. Set it in AddPipe;
@@ -62,7 +61,12 @@ type pipeConn interface {
 	remoteAddr() string
 }
 
-const maxBatch = 256
+// A writer takes at most maxBatch messages or about maxBatchBytes from its
+// queue for one write.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
+)
 
 // ID is the pipe's id, unique within its socket, in 1..0x7fffffff.
 func (p *Pipe) ID() uint32 { return p.id }
@@ -238,19 +242,16 @@ func (p *Pipe) writeLoop() {
 		case <-p.closing:
 			return
 		}
-		p.busy.Store(true)
-	fill:
-		for len(batch) < maxBatch {
+		bytes := uint64(len(batch[0].Header) + len(batch[0].Body))
+	fill: // a batch is bounded in count and bytes: it is memory a stuck peer holds
+		for len(batch) < maxBatch && bytes < maxBatchBytes {
 			select {
 			case m := <-p.sendq:
 				batch = append(batch, m)
+				bytes += uint64(len(m.Header) + len(m.Body))
 			default:
 				break fill
 			}
-		}
-		var bytes uint64
-		for _, m := range batch {
-			bytes += uint64(len(m.Header) + len(m.Body))
 		}
 		n := len(batch)
 		err := p.c.send(batch)
@@ -261,14 +262,13 @@ func (p *Pipe) writeLoop() {
 			batch[i] = nil
 		}
 		batch = batch[:0]
+		p.s.unsent.Add(-int64(n)) // written, or lost with this pipe
 		if err != nil {
-			p.busy.Store(false)
 			p.closeWith(writeReason(err), err)
 			return
 		}
 		p.ctr.msgsOut.Add(uint64(n))
 		p.ctr.bytesOut.Add(bytes)
-		p.busy.Store(false)
 	}
 }
 

@@ -47,6 +47,10 @@ type Socket struct {
 
 	wg     sync.WaitGroup // every goroutine the socket started
 	nextID atomic.Uint32
+	// unsent counts messages Send accepted that no writer has finished
+	// with (written, or lost with its pipe) and no protocol discarded.
+	// Shutdown waits for it to reach zero.
+	unsent atomic.Int64
 	ctr    sockCounters
 }
 
@@ -93,11 +97,13 @@ func (s *Socket) Send(ctx context.Context, m *Msg) error {
 		return err
 	}
 	ctx, cancel := withTimeout(ctx, s.cfg.SendTimeout)
+	s.unsent.Add(1)
 	err = s.proto.Send(ctx, im)
 	if cancel != nil {
 		cancel()
 	}
 	if err != nil {
+		s.unsent.Add(-1)
 		m.giveBack(im)
 	}
 	return err
@@ -111,11 +117,13 @@ func (s *Socket) SendBytes(ctx context.Context, b []byte) error {
 	im := getMsg()
 	im.SetBody(b)
 	ctx, cancel := withTimeout(ctx, s.cfg.SendTimeout)
+	s.unsent.Add(1)
 	err := s.proto.Send(ctx, im)
 	if cancel != nil {
 		cancel()
 	}
 	if err != nil {
+		s.unsent.Add(-1)
 		recycle(im)
 	}
 	return err
@@ -229,14 +237,6 @@ func (s *Socket) Close() error {
 	return nil
 }
 
-// pendingReporter is implemented by protocols that queue sent messages
-// outside the pipes' own queues (PAIR's socket queue).
-type pendingReporter interface {
-	// SendPending is the number of messages accepted by Send and not yet
-	// taken by a pipe.
-	SendPending() int
-}
-
 // Shutdown closes gracefully: Send refuses new messages at once, queued
 // messages are written to their pipes (and the kernel) until none is
 // left or ctx ends, each stream connection is half-closed so the peer
@@ -271,18 +271,15 @@ func (s *Socket) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (s *Socket) drained() bool {
-	if pr, ok := s.proto.(pendingReporter); ok && pr.SendPending() > 0 {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p := range s.pipes {
-		if p.admitted.Load() && (len(p.sendq) > 0 || p.busy.Load()) {
-			return false
-		}
-	}
-	return true
+func (s *Socket) drained() bool { return s.unsent.Load() <= 0 }
+
+// DiscardSent frees a message Send accepted that the protocol will not
+// send after all (over its TTL, replaced by a newer request, dropped from
+// a full queue), and counts the drop.
+func (s *Socket) DiscardSent(m *Msg) {
+	s.unsent.Add(-1)
+	s.ctr.dropped.Add(1)
+	recycle(m)
 }
 
 // goLocked starts f on a goroutine Close will wait for. It reports false,

@@ -118,8 +118,7 @@ func (p *proto) Send(ctx context.Context, m *ferry.Msg) error {
 			hops = uint32(m.Header[0])<<24 | uint32(m.Header[1])<<16 | uint32(m.Header[2])<<8 | uint32(m.Header[3])
 			if hops >= p.maxTTL {
 				// One more hop would pass the limit: drop, as NNG does.
-				ferry.RecycleMsg(m)
-				p.s.CountDrop()
+				p.s.DiscardSent(m)
 				return nil
 			}
 		}
@@ -156,9 +155,6 @@ func (p *proto) Recv(ctx context.Context) (*ferry.Msg, error) {
 		return nil, ferry.ErrClosed
 	}
 }
-
-// SendPending reports messages queued and not yet taken by a writer.
-func (p *proto) SendPending() int { return len(p.sendq) }
 
 func (p *proto) Close() {
 	for _, q := range []chan *ferry.Msg{p.sendq, p.recvq} {

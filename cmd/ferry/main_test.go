@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/ferrymq/ferry/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyMain(m) }
+
+func TestDemo(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"demo", "-n", "2"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"alice listens on tcp://127.0.0.1:", `"hello 2 from bob"`, `"hello 2 from alice"`, "msgs in", "closed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"demo", "-n", "0"}, 1, "-n 0: must be in 1..1000000"},
+		{[]string{"demo", "--bogus"}, 1, "flag provided but not defined"},
+		{[]string{"help", "demo"}, 0, ""},
+		{[]string{"demo", "--help"}, 0, ""},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := run(tt.args, &out, &errOut)
+		if code != tt.code || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d, %q", tt.args, code, errOut.String(), tt.code, tt.want)
+		}
+		if lines := strings.Count(errOut.String(), "\n"); lines > 1 {
+			t.Errorf("%v: error is not one line: %q", tt.args, errOut.String())
+		}
+	}
+}
