@@ -312,3 +312,38 @@ func TestPair1Raw(t *testing.T) {
 		t.Fatalf("dropped %d, want 1", st.Dropped)
 	}
 }
+
+// TestTCPAddresses: IPv4, IPv6 and host names, with port 0 read back.
+func TestTCPAddresses(t *testing.T) {
+	testutil.NoLeaks(t)
+	for _, addr := range []string{"tcp://127.0.0.1:0", "tcp://[::1]:0", "tcp://localhost:0", "tcp4://127.0.0.1:0", "tcp6://[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			ls, _ := pair1.New(ferry.SocketConfig{})
+			defer ls.Close()
+			l, err := ls.Listen(addr)
+			if err != nil {
+				if strings.Contains(addr, "::1") {
+					t.Skipf("no IPv6 loopback here: %v", err)
+				}
+				t.Fatal(err)
+			}
+			if strings.HasSuffix(l.URL(), ":0") || l.Addr() == nil {
+				t.Fatalf("bound URL %q does not carry the port", l.URL())
+			}
+			ds, _ := pair1.New(ferry.SocketConfig{})
+			defer ds.Close()
+			ctx := testutil.Ctx(t, 5*time.Second)
+			if _, err := ds.Dial(ctx, l.URL()); err != nil {
+				t.Fatal(err)
+			}
+			if err := ds.SendBytes(ctx, []byte(addr)); err != nil {
+				t.Fatal(err)
+			}
+			m, err := ls.Recv(ctx)
+			if err != nil || string(m.Body) != addr {
+				t.Fatal(m, err)
+			}
+			m.Free()
+		})
+	}
+}
