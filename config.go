@@ -12,6 +12,7 @@ const (
 	DefaultRecvQueueLen     = 128
 	DefaultWriteTimeout     = 30 * time.Second
 	DefaultMaxTTL           = 8
+	DefaultResendTime       = 60 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultReconnectMin     = 100 * time.Millisecond
 	DefaultReconnectMax     = 10 * time.Second
@@ -59,6 +60,13 @@ type SocketConfig struct {
 	// Default 8; range 1..15.
 	MaxTTL int
 
+	// ResendTime is how long a REQ context waits for a reply before it
+	// sends its request again (with the same id). A request is also sent
+	// again at once when the pipe that carried it closes. Default 60 s,
+	// as in NNG; negative: never resend on a timer. Other protocols
+	// ignore it.
+	ResendTime time.Duration
+
 	// Raw opens the socket in raw mode (for devices): protocol headers
 	// are passed to and from the caller untouched.
 	Raw bool
@@ -76,6 +84,9 @@ func (c SocketConfig) withDefaults() (SocketConfig, error) {
 	def(&c.MaxTTL, DefaultMaxTTL)
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ResendTime == 0 {
+		c.ResendTime = DefaultResendTime
 	}
 	switch {
 	case c.RecvMaxSize < 1 || c.RecvMaxSize > maxRecvMaxSize:

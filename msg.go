@@ -289,6 +289,28 @@ func (m *Msg) giveBack(im *Msg) {
 	recycle(im)
 }
 
+// Clone returns a copy of m that the caller owns.
+func (m *Msg) Clone() *Msg {
+	c := new(Msg)
+	m.copyInto(c)
+	return c
+}
+
+// CopyMsg returns a library-owned copy of m, for protocols that keep a
+// message and send copies of it (REQ resends).
+func CopyMsg(m *Msg) *Msg {
+	c := getMsg()
+	m.copyInto(c)
+	return c
+}
+
+func (m *Msg) copyInto(c *Msg) {
+	c.allocBody(len(m.Body))
+	copy(c.Body, m.Body)
+	c.SetHeader(m.Header)
+	c.pipe = m.pipe
+}
+
 // NewLibMsg returns a library-owned message for protocol packages.
 func NewLibMsg() *Msg { return getMsg() }
 

@@ -28,6 +28,7 @@ type Pipe struct {
 	hsTimeout time.Duration
 
 	sendq   chan *Msg     // set by the protocol in AddPipe; drained by the writer
+	onSend  func(*Pipe, []*Msg) // optional, set in AddPipe; sees each batch before it is written
 	closing chan struct{} // closed when the pipe starts closing
 	ready   chan struct{} // closed once the protocol admitted the pipe
 	wdone   chan struct{} // closed when the writer has exited (or never ran)
@@ -78,6 +79,12 @@ func (p *Pipe) Socket() *Socket { return p.s }
 // from Protocol.AddPipe. Several pipes may share one queue: each writer
 // takes what it is ready to send.
 func (p *Pipe) SetSendQueue(q chan *Msg) { p.sendq = q }
+
+// SetSendHook makes the writer call f with each batch it took from the
+// queue, before writing it, so the protocol learns which pipe carries
+// which message (REQ resends at once when that pipe dies). f runs on the
+// writer goroutine and must not block. Call it only from AddPipe.
+func (p *Pipe) SetSendHook(f func(*Pipe, []*Msg)) { p.onSend = f }
 
 // Closing is closed when the pipe starts closing.
 func (p *Pipe) Closing() <-chan struct{} { return p.closing }
@@ -254,6 +261,9 @@ func (p *Pipe) writeLoop() {
 			}
 		}
 		n := len(batch)
+		if p.onSend != nil {
+			p.onSend(p, batch)
+		}
 		err := p.c.send(batch)
 		for i, m := range batch {
 			if m != nil {

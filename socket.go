@@ -88,7 +88,35 @@ func (s *Socket) Closed() <-chan struct{} { return s.closed }
 // Send sends m. On success the socket owns the content and m is left
 // empty, ready to be filled again; on error m is unchanged and still the
 // caller's. Completion does not mean a peer received it.
-func (s *Socket) Send(ctx context.Context, m *Msg) error {
+func (s *Socket) Send(ctx context.Context, m *Msg) error { return s.send(ctx, m, s.proto.Send) }
+
+// SendBytes sends a copy of b; b stays the caller's.
+func (s *Socket) SendBytes(ctx context.Context, b []byte) error {
+	return s.sendBytes(ctx, b, s.proto.Send)
+}
+
+// Recv waits for the next message and hands it over; the caller owns it
+// and may Free it.
+func (s *Socket) Recv(ctx context.Context) (*Msg, error) { return s.recv(ctx, s.proto.Recv) }
+
+// RecvMsg is Recv into a message the caller already has: its old content
+// is freed and replaced. With a reused m, receiving allocates nothing.
+func (s *Socket) RecvMsg(ctx context.Context, m *Msg) error {
+	return s.recvMsg(ctx, m, s.proto.Recv)
+}
+
+// RecvBytes receives a message and appends its body to dst. The message's
+// storage goes back to the pool; with a dst of enough capacity nothing is
+// allocated.
+func (s *Socket) RecvBytes(ctx context.Context, dst []byte) ([]byte, error) {
+	return s.recvBytes(ctx, dst, s.proto.Recv)
+}
+
+type sendFunc = func(context.Context, *Msg) error
+type recvFunc = func(context.Context) (*Msg, error)
+
+// send is Send for the socket and its contexts.
+func (s *Socket) send(ctx context.Context, m *Msg, send sendFunc) error {
 	if err := s.sendable(); err != nil {
 		return err
 	}
@@ -96,35 +124,37 @@ func (s *Socket) Send(ctx context.Context, m *Msg) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := withTimeout(ctx, s.cfg.SendTimeout)
-	s.unsent.Add(1)
-	err = s.proto.Send(ctx, im)
-	if cancel != nil {
-		cancel()
-	}
-	if err != nil {
-		s.unsent.Add(-1)
+	if err := s.sendOwned(ctx, im, send); err != nil {
 		m.giveBack(im)
+		return err
 	}
-	return err
+	return nil
 }
 
-// SendBytes sends a copy of b; b stays the caller's.
-func (s *Socket) SendBytes(ctx context.Context, b []byte) error {
+func (s *Socket) sendBytes(ctx context.Context, b []byte, send sendFunc) error {
 	if err := s.sendable(); err != nil {
 		return err
 	}
 	im := getMsg()
 	im.SetBody(b)
+	if err := s.sendOwned(ctx, im, send); err != nil {
+		recycle(im)
+		return err
+	}
+	return nil
+}
+
+// sendOwned hands a library-owned message to the protocol, counting it
+// as unsent until a writer or the protocol is done with it.
+func (s *Socket) sendOwned(ctx context.Context, im *Msg, send sendFunc) error {
 	ctx, cancel := withTimeout(ctx, s.cfg.SendTimeout)
 	s.unsent.Add(1)
-	err := s.proto.Send(ctx, im)
+	err := send(ctx, im)
 	if cancel != nil {
 		cancel()
 	}
 	if err != nil {
 		s.unsent.Add(-1)
-		recycle(im)
 	}
 	return err
 }
@@ -141,21 +171,17 @@ func (s *Socket) sendable() error {
 	return nil
 }
 
-// Recv waits for the next message and hands it over; the caller owns it
-// and may Free it.
-func (s *Socket) Recv(ctx context.Context) (*Msg, error) {
+func (s *Socket) recv(ctx context.Context, recv recvFunc) (*Msg, error) {
 	ctx, cancel := withTimeout(ctx, s.cfg.RecvTimeout)
-	m, err := s.proto.Recv(ctx)
+	m, err := recv(ctx)
 	if cancel != nil {
 		cancel()
 	}
 	return m, err
 }
 
-// RecvMsg is Recv into a message the caller already has: its old content
-// is freed and replaced. With a reused m, receiving allocates nothing.
-func (s *Socket) RecvMsg(ctx context.Context, m *Msg) error {
-	im, err := s.Recv(ctx)
+func (s *Socket) recvMsg(ctx context.Context, m *Msg, recv recvFunc) error {
+	im, err := s.recv(ctx, recv)
 	if err != nil {
 		return err
 	}
@@ -169,11 +195,8 @@ func (s *Socket) RecvMsg(ctx context.Context, m *Msg) error {
 	return nil
 }
 
-// RecvBytes receives a message and appends its body to dst. The message's
-// storage goes back to the pool; with a dst of enough capacity nothing is
-// allocated.
-func (s *Socket) RecvBytes(ctx context.Context, dst []byte) ([]byte, error) {
-	im, err := s.Recv(ctx)
+func (s *Socket) recvBytes(ctx context.Context, dst []byte, recv recvFunc) ([]byte, error) {
+	im, err := s.recv(ctx, recv)
 	if err != nil {
 		return dst, err
 	}
@@ -272,6 +295,11 @@ func (s *Socket) Shutdown(ctx context.Context) error {
 }
 
 func (s *Socket) drained() bool { return s.unsent.Load() <= 0 }
+
+// CountQueued tells the socket that the protocol queued n extra copies of
+// messages Send already accepted (REQ resends), so that Shutdown waits
+// for them too.
+func (s *Socket) CountQueued(n int) { s.unsent.Add(int64(n)) }
 
 // DiscardSent frees a message Send accepted that the protocol will not
 // send after all (over its TTL, replaced by a newer request, dropped from

@@ -92,3 +92,13 @@ func FreePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// WakeBound is the time allowed for a mass wake-up that takes less than d
+// without the race detector; under -race it is 3d. Tests log the figure
+// they measured either way.
+func WakeBound(d time.Duration) time.Duration {
+	if Race {
+		return 3 * d
+	}
+	return d
+}

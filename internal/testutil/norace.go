@@ -1,0 +1,6 @@
+//go:build !race
+
+package testutil
+
+// Race is true when the race detector is on.
+const Race = false

@@ -1,0 +1,392 @@
+// Package req is the REQ (request) side of REQ/REP, version 0.
+//
+// Each request carries a 32-bit id with the high bit set; ids start at a
+// random point. A context has at most one request outstanding: a new Send
+// cancels the old one (a Recv waiting for it fails with ErrCanceled, a
+// late reply to it is dropped and counted). Recv with no request
+// outstanding is ErrState. A request is sent again, with the same id,
+// after SocketConfig.ResendTime (60 s by default) and at once when the
+// pipe that carried it closes. Requests wait in one socket queue; each
+// pipe's writer takes what it is ready to send, so they spread over the
+// pipes that are keeping up. A reply shorter than 4 bytes closes its pipe;
+// a reply with an unknown id is dropped and counted.
+//
+// All resends of a socket run off one timer; contexts have no goroutine
+// and no timer of their own.
+package req
+
+import (
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrymq/ferry"
+)
+
+// Protocol numbers.
+const (
+	ProtoReq = 0x30
+	ProtoRep = 0x31
+)
+
+// New opens a REQ socket.
+func New(cfg ferry.SocketConfig) (*ferry.Socket, error) {
+	return ferry.NewSocket(&sock{}, cfg)
+}
+
+type sock struct {
+	s          *ferry.Socket
+	resendTime time.Duration
+	sendq      chan *ferry.Msg
+
+	mu      sync.Mutex // guards everything below and every rctx's fields
+	nextID  uint32
+	reqs    map[uint32]*rctx // outstanding requests by id
+	resends resendHeap       // outstanding requests by next resend time
+	timer   *time.Timer      // fires at resends[0].resendAt; nil until needed
+	closed  bool
+	def     *rctx
+}
+
+// rctx is one context's state. Its fields are guarded by sock.mu.
+type rctx struct {
+	sk       *sock
+	id       uint32      // outstanding request id, 0 if none
+	req      *ferry.Msg  // the request, kept for resends (library-owned)
+	pipe     *ferry.Pipe // pipe that took the latest copy; nil while queued
+	resendAt time.Time
+	hidx     int        // index in sk.resends, -1 if not there
+	waiting  atomic.Int32 // Recv calls waiting
+	replies  chan reply // capacity 1: the reply, or a cancellation
+	closedc  chan struct{}
+	closed   bool
+}
+
+type reply struct {
+	m   *ferry.Msg
+	err error
+}
+
+func (k *sock) Info() ferry.ProtocolInfo {
+	return ferry.ProtocolInfo{Self: ProtoReq, Peer: ProtoRep, SelfName: "req", PeerName: "rep"}
+}
+
+func (k *sock) Init(s *ferry.Socket) {
+	cfg := s.Config()
+	k.s = s
+	k.resendTime = cfg.ResendTime
+	k.sendq = make(chan *ferry.Msg, cfg.SendQueueLen)
+	k.reqs = make(map[uint32]*rctx)
+	k.nextID = rand.Uint32()
+	k.def = k.newCtx()
+}
+
+func (k *sock) newCtx() *rctx {
+	return &rctx{sk: k, hidx: -1, replies: make(chan reply, 1), closedc: make(chan struct{})}
+}
+
+func (k *sock) OpenContext() (ferry.ProtoContext, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil, ferry.ErrClosed
+	}
+	return k.newCtx(), nil
+}
+
+func (k *sock) AddPipe(p *ferry.Pipe) error {
+	p.SetSendQueue(k.sendq)
+	p.SetSendHook(k.carried)
+	return nil
+}
+
+// carried records which pipe took each request, for resending when it
+// dies. It runs on the pipe's writer.
+func (k *sock) carried(p *ferry.Pipe, batch []*ferry.Msg) {
+	k.mu.Lock()
+	for _, m := range batch {
+		if len(m.Header) == 4 {
+			if c := k.reqs[binary.BigEndian.Uint32(m.Header)]; c != nil {
+				c.pipe = p
+			}
+		}
+	}
+	k.mu.Unlock()
+}
+
+// RemovePipe resends at once every request the pipe carried.
+func (k *sock) RemovePipe(p *ferry.Pipe) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := time.Now()
+	for _, c := range k.reqs {
+		if c.pipe == p && c.req != nil {
+			c.pipe = nil
+			c.resendAt = now
+			k.schedule(c)
+		}
+	}
+	k.armTimer(now)
+}
+
+func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
+	id, ok := m.TrimBodyU32()
+	if !ok {
+		ferry.RecycleMsg(m)
+		p.ProtocolError(errors.New("req: reply shorter than 4 bytes"))
+		return
+	}
+	k.mu.Lock()
+	c := k.reqs[id]
+	if c == nil {
+		k.mu.Unlock()
+		ferry.RecycleMsg(m) // late, duplicate or unknown
+		p.CountDrop()
+		return
+	}
+	c.finish()
+	c.replies <- reply{m: m} // never blocks: finish emptied it
+	k.mu.Unlock()
+}
+
+func (k *sock) Send(ctx context.Context, m *ferry.Msg) error { return k.def.Send(ctx, m) }
+
+func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) { return k.def.Recv(ctx) }
+
+func (k *sock) Close() {
+	k.mu.Lock()
+	k.closed = true
+	if k.timer != nil {
+		k.timer.Stop()
+	}
+	for _, c := range k.reqs {
+		c.finish()
+	}
+	k.mu.Unlock()
+	for len(k.sendq) > 0 {
+		ferry.RecycleMsg(<-k.sendq)
+	}
+}
+
+// newID returns an unused request id. k.mu must be held.
+func (k *sock) newID() uint32 {
+	for {
+		k.nextID++
+		id := k.nextID | 0x80000000
+		if k.reqs[id] == nil {
+			return id
+		}
+	}
+}
+
+// schedule puts c in the resend heap at c.resendAt. k.mu must be held.
+func (k *sock) schedule(c *rctx) {
+	if c.hidx >= 0 {
+		heap.Fix(&k.resends, c.hidx)
+	} else {
+		heap.Push(&k.resends, c)
+	}
+}
+
+// armTimer points the socket's one timer at the earliest resend.
+// k.mu must be held.
+func (k *sock) armTimer(now time.Time) {
+	if len(k.resends) == 0 || k.closed {
+		return
+	}
+	d := k.resends[0].resendAt.Sub(now)
+	if k.timer == nil {
+		k.timer = time.AfterFunc(d, k.fire)
+	} else {
+		k.timer.Reset(d)
+	}
+}
+
+// fire resends every request that is due.
+func (k *sock) fire() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	now := time.Now()
+	for len(k.resends) > 0 && !k.resends[0].resendAt.After(now) {
+		c := k.resends[0]
+		cp := ferry.CopyMsg(c.req)
+		select {
+		case k.sendq <- cp:
+			k.s.CountQueued(1)
+			c.pipe = nil
+			if k.resendTime <= 0 { // timer resends are off; pipe loss still resends
+				heap.Remove(&k.resends, 0)
+				continue
+			}
+			c.resendAt = now.Add(k.resendTime)
+		default: // queue full: try again shortly
+			ferry.RecycleMsg(cp)
+			c.resendAt = now.Add(10 * time.Millisecond)
+		}
+		heap.Fix(&k.resends, 0)
+	}
+	k.armTimer(now)
+}
+
+// finish ends c's outstanding request, if any: forgets the id, drops the
+// kept copy, and empties replies. k.mu must be held.
+func (c *rctx) finish() {
+	k := c.sk
+	if c.id != 0 {
+		delete(k.reqs, c.id)
+		c.id = 0
+	}
+	if c.hidx >= 0 {
+		heap.Remove(&k.resends, c.hidx)
+	}
+	if c.req != nil {
+		ferry.RecycleMsg(c.req)
+		c.req = nil
+	}
+	c.pipe = nil
+	select {
+	case r := <-c.replies:
+		if r.m != nil {
+			ferry.RecycleMsg(r.m)
+		}
+	default:
+	}
+}
+
+func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
+	k := c.sk
+	k.mu.Lock()
+	if c.closed || k.closed {
+		k.mu.Unlock()
+		return ferry.ErrClosed
+	}
+	c.finish()
+	if c.waiting.Load() > 0 {
+		c.replies <- reply{err: ferry.ErrCanceled} // the old request's Recv
+	}
+	id := k.newID()
+	m.Header = m.Header[:0]
+	m.AppendHeaderU32(id)
+	// The id is registered now (a reply may beat us back here), but m is
+	// kept only once queued: until then it is the caller's if Send fails,
+	// and nothing else may free it.
+	c.id = id
+	k.reqs[id] = c
+	cp := ferry.CopyMsg(m)
+	k.mu.Unlock()
+
+	err := enqueue(ctx, k, c, cp)
+
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err != nil {
+		ferry.RecycleMsg(cp)
+		if c.id == id {
+			delete(k.reqs, id)
+			c.id, c.pipe = 0, nil
+		}
+		m.Header = m.Header[:0]
+		return err
+	}
+	if c.id != id { // answered, cancelled or closed meanwhile: m is ours and done
+		ferry.RecycleMsg(m)
+		return nil
+	}
+	c.req = m
+	if k.resendTime > 0 {
+		now := time.Now()
+		c.resendAt = now.Add(k.resendTime)
+		k.schedule(c)
+		if c.hidx == 0 {
+			k.armTimer(now)
+		}
+	}
+	return nil
+}
+
+func enqueue(ctx context.Context, k *sock, c *rctx, m *ferry.Msg) error {
+	select {
+	case k.sendq <- m:
+		return nil
+	default:
+	}
+	select {
+	case k.sendq <- m:
+		return nil
+	case <-ctx.Done():
+		return ferry.CtxErr(ctx)
+	case <-c.closedc:
+		return ferry.ErrClosed
+	case <-k.s.Closed():
+		return ferry.ErrClosed
+	}
+}
+
+func (c *rctx) Recv(ctx context.Context) (*ferry.Msg, error) {
+	k := c.sk
+	k.mu.Lock()
+	if c.closed {
+		k.mu.Unlock()
+		return nil, ferry.ErrClosed
+	}
+	if c.id == 0 && len(c.replies) == 0 {
+		k.mu.Unlock()
+		return nil, ferry.ErrState
+	}
+	c.waiting.Add(1)
+	k.mu.Unlock()
+	defer c.waiting.Add(-1)
+	select {
+	case r := <-c.replies:
+		return r.m, r.err
+	case <-ctx.Done():
+		return nil, ferry.CtxErr(ctx)
+	case <-c.closedc:
+		return nil, ferry.ErrClosed
+	case <-k.s.Closed():
+		return nil, ferry.ErrClosed
+	}
+}
+
+func (c *rctx) Close() {
+	k := c.sk
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.finish()
+	close(c.closedc)
+}
+
+// resendHeap orders outstanding requests by resend time.
+type resendHeap []*rctx
+
+func (h resendHeap) Len() int           { return len(h) }
+func (h resendHeap) Less(i, j int) bool { return h[i].resendAt.Before(h[j].resendAt) }
+func (h resendHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *resendHeap) Push(x any) {
+	c := x.(*rctx)
+	c.hidx = len(*h)
+	*h = append(*h, c)
+}
+func (h *resendHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil // no reference kept in the spare slot
+	c.hidx = -1
+	*h = old[:len(old)-1]
+	return c
+}

@@ -1,0 +1,151 @@
+package ferry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// Handler answers one request. req is the request (owned by the server,
+// valid until the handler returns); the handler fills reply. An error, or
+// a panic, sends no reply: the requester's resend or timeout decides.
+type Handler func(ctx context.Context, req *Msg, reply *Msg) error
+
+// ServeConfig configures Socket.Serve. The zero value works.
+type ServeConfig struct {
+	// Workers is the number of goroutines, each reusing one context for
+	// its whole life (no context churn). Default 16; range 1..65536.
+	Workers int
+	// MaxInFlight caps handlers running at once across workers. Default
+	// 0: no cap beyond Workers.
+	MaxInFlight int
+	// Logger receives handler errors and panics. Default slog.Default().
+	Logger *slog.Logger
+	// Stats, if set, is updated as requests are served.
+	Stats *ServeStats
+}
+
+// ServeStats counts what a server did. Read the fields with Load.
+type ServeStats struct {
+	Handled  atomic.Uint64 // replies sent
+	Errors   atomic.Uint64 // handlers that returned an error
+	Panics   atomic.Uint64 // handlers that panicked
+	Dropped  atomic.Uint64 // replies that could not be sent
+	InFlight atomic.Int64  // handlers running now
+}
+
+// ErrHandlerPanic wraps a panic recovered from a Handler.
+var ErrHandlerPanic = errors.New("ferry: handler panicked")
+
+// Serve answers requests on s (REP or RESPONDENT) with h until ctx ends or
+// s closes. Each worker reuses one context and one reply message, so a
+// steady stream of requests allocates nothing in the server. When ctx
+// ends, workers stop taking requests, handlers already running finish and
+// their replies are sent, and Serve returns nil; if the socket closes it
+// returns ErrClosed. A handler panic is logged, counted and turned into
+// an error wrapping ErrHandlerPanic; the worker carries on.
+func (s *Socket) Serve(ctx context.Context, h Handler, cfg ServeConfig) error {
+	if cfg.Workers == 0 {
+		cfg.Workers = 16
+	}
+	if cfg.Workers < 1 || cfg.Workers > 65536 {
+		return &OptionError{"ServeConfig.Workers", cfg.Workers, "in 1..65536 (0 means 16)"}
+	}
+	if cfg.MaxInFlight < 0 {
+		return &OptionError{"ServeConfig.MaxInFlight", cfg.MaxInFlight, ">= 0 (0 means no cap)"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = new(ServeStats)
+	}
+	var sem chan struct{}
+	if cfg.MaxInFlight > 0 && cfg.MaxInFlight < cfg.Workers {
+		sem = make(chan struct{}, cfg.MaxInFlight)
+	}
+	ctxs := make([]*Context, cfg.Workers)
+	for i := range ctxs {
+		c, err := s.OpenContext()
+		if err != nil {
+			for _, c := range ctxs[:i] {
+				c.Close()
+			}
+			return err
+		}
+		ctxs[i] = c
+	}
+	var wg sync.WaitGroup
+	var closed atomic.Bool
+	for _, c := range ctxs {
+		wg.Go(func() {
+			defer c.Close()
+			if err := serveOne(ctx, c, h, sem, &cfg); errors.Is(err, ErrClosed) {
+				closed.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	if closed.Load() && ctx.Err() == nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg *ServeConfig) error {
+	// Handlers and replies outlive ctx: a request taken is answered.
+	hctx := context.WithoutCancel(ctx)
+	var req, reply Msg
+	defer req.Free()
+	defer func() { reply.Reset(); reply.Free() }() // Reset: a sent handle is empty, not freeable
+	st := cfg.Stats
+	for {
+		if err := c.RecvMsg(ctx, &req); err != nil {
+			return err
+		}
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-c.s.Closed():
+				return ErrClosed
+			}
+		}
+		reply.Reset()
+		st.InFlight.Add(1)
+		err := call(hctx, h, &req, &reply)
+		st.InFlight.Add(-1)
+		if sem != nil {
+			<-sem
+		}
+		if err != nil {
+			if errors.Is(err, ErrHandlerPanic) {
+				st.Panics.Add(1)
+			} else {
+				st.Errors.Add(1)
+			}
+			cfg.Logger.Error("ferry: handler failed", "err", err)
+			continue
+		}
+		if err := c.Send(hctx, &reply); err != nil {
+			st.Dropped.Add(1)
+			if errors.Is(err, ErrClosed) {
+				return err
+			}
+			continue
+		}
+		st.Handled.Add(1)
+	}
+}
+
+func call(ctx context.Context, h Handler, req, reply *Msg) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, r, debug.Stack())
+		}
+	}()
+	return h(ctx, req, reply)
+}
