@@ -27,12 +27,12 @@ type Pipe struct {
 	listener  *Listener // set if accepted; read-only
 	hsTimeout time.Duration
 
-	sendq   chan *Msg     // set by the protocol in AddPipe; drained by the writer
+	sendq   chan *Msg           // set by the protocol in AddPipe; drained by the writer
 	onSend  func(*Pipe, []*Msg) // optional, set in AddPipe; sees each batch before it is written
-	closing chan struct{} // closed when the pipe starts closing
-	ready   chan struct{} // closed once the protocol admitted the pipe
-	wdone   chan struct{} // closed when the writer has exited (or never ran)
-	done    chan struct{} // closed when the pipe is fully gone
+	closing chan struct{}       // closed when the pipe starts closing
+	ready   chan struct{}       // closed once the protocol admitted the pipe
+	wdone   chan struct{}       // closed when the writer has exited (or never ran)
+	done    chan struct{}       // closed when the pipe is fully gone
 
 	closeOnce sync.Once
 	reason    Reason // set once, before closing is closed

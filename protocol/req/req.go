@@ -60,9 +60,9 @@ type rctx struct {
 	req      *ferry.Msg  // the request, kept for resends (library-owned)
 	pipe     *ferry.Pipe // pipe that took the latest copy; nil while queued
 	resendAt time.Time
-	hidx     int        // index in sk.resends, -1 if not there
+	hidx     int          // index in sk.resends, -1 if not there
 	waiting  atomic.Int32 // Recv calls waiting
-	replies  chan reply // capacity 1: the reply, or a cancellation
+	replies  chan reply   // capacity 1: the reply, or a cancellation
 	closedc  chan struct{}
 	closed   bool
 }
