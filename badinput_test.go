@@ -21,10 +21,12 @@ import (
 	"github.com/ferrymq/ferry/protocol/pair1"
 )
 
-// fanProto is a test-only protocol that speaks pair1's number but admits
+// fanProto is a test-only protocol that speaks pair1's number (or the
+// one in info, to stand in for a raw REQ or REP peer) but admits
 // any number of pipes, each with its own send queue. Received messages go
 // to one socket queue; Send is not offered, sendTo targets one pipe.
 type fanProto struct {
+	info  ferry.ProtocolInfo // zero: pair1's
 	s     *ferry.Socket
 	qlen  int
 	recvq chan *ferry.Msg
@@ -34,6 +36,9 @@ type fanProto struct {
 }
 
 func (p *fanProto) Info() ferry.ProtocolInfo {
+	if p.info.Self != 0 {
+		return p.info
+	}
 	return ferry.ProtocolInfo{Self: 0x11, Peer: 0x11, SelfName: "pair1", PeerName: "pair1"}
 }
 
