@@ -367,3 +367,82 @@ func TestServePanics(t *testing.T) {
 		t.Fatalf("panics %d handled %d", st.Panics.Load(), st.Handled.Load())
 	}
 }
+
+// TestServeGraceful: when Serve's ctx ends, a handler already running
+// finishes and its reply is delivered; MaxInFlight caps running handlers.
+func TestServeGraceful(t *testing.T) {
+	testutil.NoLeaks(t)
+	rq, rp := reqrep(t, "inproc", ferry.SocketConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	var st ferry.ServeStats
+	var peak atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- rp.Serve(ctx, func(_ context.Context, q, r *ferry.Msg) error {
+			if n := st.InFlight.Load(); n > peak.Load() {
+				peak.Store(n)
+			}
+			entered <- struct{}{}
+			<-release
+			r.SetBody(q.Body)
+			return nil
+		}, ferry.ServeConfig{Workers: 8, MaxInFlight: 2, Stats: &st})
+	}()
+	rctx := testutil.Ctx(t, 10*time.Second)
+	results := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			b, err := rq.Request(rctx, []byte{byte(i)})
+			if err == nil && (len(b) != 1 || b[0] != byte(i)) {
+				err = fmt.Errorf("request %d got %x", i, b)
+			}
+			results <- err
+		}()
+	}
+	<-entered
+	<-entered // two handlers running, the cap
+	time.Sleep(10 * time.Millisecond)
+	if n := st.InFlight.Load(); n != 2 {
+		t.Fatalf("%d handlers running, cap is 2", n)
+	}
+	cancel() // stop while two handlers run and two requests wait
+	close(release)
+	for range 4 {
+		if err := <-results; err != nil {
+			// Requests taken before the stop are answered; one still queued
+			// when Serve stopped may be left to its resend.
+			t.Logf("request: %v", err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	if peak.Load() > 2 || st.Handled.Load() < 2 {
+		t.Fatalf("peak in flight %d, handled %d", peak.Load(), st.Handled.Load())
+	}
+}
+
+// TestRepReplyToGonePipe: a reply whose requester has gone is dropped
+// quietly and counted.
+func TestRepReplyToGonePipe(t *testing.T) {
+	testutil.NoLeaks(t)
+	rq, rp := reqrep(t, "tcp", ferry.SocketConfig{})
+	ctx := testutil.Ctx(t, 10*time.Second)
+	if err := rq.SendBytes(ctx, []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rp.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq.Close()
+	waitFor(t, "the requester's pipe to close", func() bool { return rp.Stats().PipesOpen == 0 })
+	if err := rp.Send(ctx, m); err != nil {
+		t.Fatalf("reply to a gone pipe = %v, want nil", err)
+	}
+	if st := rp.Stats(); st.Dropped != 1 {
+		t.Fatalf("dropped %d", st.Dropped)
+	}
+}
