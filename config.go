@@ -13,6 +13,7 @@ const (
 	DefaultWriteTimeout     = 30 * time.Second
 	DefaultMaxTTL           = 8
 	DefaultResendTime       = 60 * time.Second
+	DefaultSurveyTime       = time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultReconnectMin     = 100 * time.Millisecond
 	DefaultReconnectMax     = 10 * time.Second
@@ -67,6 +68,13 @@ type SocketConfig struct {
 	// ignore it.
 	ResendTime time.Duration
 
+	// SurveyTime is how long a SURVEYOR context collects responses to a
+	// survey. Responses after it are dropped and counted; a Recv waiting
+	// when it passes fails with ErrTimeout, a Recv after it with
+	// ErrState. Default 1 s, as in NNG; range > 0. Other protocols
+	// ignore it.
+	SurveyTime time.Duration
+
 	// Raw opens the socket in raw mode (for devices): protocol headers
 	// are passed to and from the caller untouched.
 	Raw bool
@@ -88,6 +96,9 @@ func (c SocketConfig) withDefaults() (SocketConfig, error) {
 	if c.ResendTime == 0 {
 		c.ResendTime = DefaultResendTime
 	}
+	if c.SurveyTime == 0 {
+		c.SurveyTime = DefaultSurveyTime
+	}
 	switch {
 	case c.RecvMaxSize < 1 || c.RecvMaxSize > maxRecvMaxSize:
 		return c, &OptionError{"SocketConfig.RecvMaxSize", c.RecvMaxSize, "in 1..4294967296 (0 means 16 MiB)"}
@@ -99,6 +110,8 @@ func (c SocketConfig) withDefaults() (SocketConfig, error) {
 		return c, &OptionError{"SocketConfig.SendTimeout", c.SendTimeout, ">= 0"}
 	case c.RecvTimeout < 0:
 		return c, &OptionError{"SocketConfig.RecvTimeout", c.RecvTimeout, ">= 0"}
+	case c.SurveyTime < 0:
+		return c, &OptionError{"SocketConfig.SurveyTime", c.SurveyTime, "> 0 (0 means 1s)"}
 	case c.MaxTTL < 1 || c.MaxTTL > 15:
 		return c, &OptionError{"SocketConfig.MaxTTL", c.MaxTTL, "in 1..15 (0 means 8)"}
 	}

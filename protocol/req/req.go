@@ -13,6 +13,11 @@
 //
 // All resends of a socket run off one timer; contexts have no goroutine
 // and no timer of their own.
+//
+// Raw (SocketConfig.Raw, for devices): Send takes the header (backtrace
+// and request id) from the caller and sends the message as it is, with
+// no tracking and no resends; Recv hands over replies with their
+// backtrace in Header. Raw sockets have no contexts.
 package req
 
 import (
@@ -20,12 +25,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/backtrace"
 )
 
 // Protocol numbers.
@@ -43,6 +50,9 @@ type sock struct {
 	s          *ferry.Socket
 	resendTime time.Duration
 	sendq      chan *ferry.Msg
+	raw        bool
+	maxTTL     int
+	rawq       chan *ferry.Msg // raw mode: received replies
 
 	mu      sync.Mutex // guards everything below and every rctx's fields
 	nextID  uint32
@@ -81,6 +91,10 @@ func (k *sock) Init(s *ferry.Socket) {
 	k.s = s
 	k.resendTime = cfg.ResendTime
 	k.sendq = make(chan *ferry.Msg, cfg.SendQueueLen)
+	k.raw, k.maxTTL = cfg.Raw, cfg.MaxTTL
+	if k.raw {
+		k.rawq = make(chan *ferry.Msg, cfg.RecvQueueLen)
+	}
 	k.reqs = make(map[uint32]*rctx)
 	k.nextID = rand.Uint32()
 	k.def = k.newCtx()
@@ -91,6 +105,9 @@ func (k *sock) newCtx() *rctx {
 }
 
 func (k *sock) OpenContext() (ferry.ProtoContext, error) {
+	if k.raw {
+		return nil, ferry.ErrNotSupported
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
@@ -101,7 +118,9 @@ func (k *sock) OpenContext() (ferry.ProtoContext, error) {
 
 func (k *sock) AddPipe(p *ferry.Pipe) error {
 	p.SetSendQueue(k.sendq)
-	p.SetSendHook(k.carried)
+	if !k.raw {
+		p.SetSendHook(k.carried)
+	}
 	return nil
 }
 
@@ -135,6 +154,10 @@ func (k *sock) RemovePipe(p *ferry.Pipe) {
 }
 
 func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
+	if k.raw {
+		k.receiveRaw(p, m)
+		return
+	}
 	id, ok := m.TrimBodyU32()
 	if !ok {
 		ferry.RecycleMsg(m)
@@ -154,9 +177,50 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 	k.mu.Unlock()
 }
 
-func (k *sock) Send(ctx context.Context, m *ferry.Msg) error { return k.def.Send(ctx, m) }
+func (k *sock) receiveRaw(p *ferry.Pipe, m *ferry.Msg) {
+	n, err := backtrace.Len(m.Body, k.maxTTL)
+	if err != nil {
+		ferry.RecycleMsg(m)
+		if errors.Is(err, backtrace.ErrNoID) {
+			p.ProtocolError(err)
+		} else {
+			p.CountDrop()
+		}
+		return
+	}
+	m.Header, m.Body = m.Body[:n], m.Body[n:]
+	select {
+	case k.rawq <- m:
+	case <-p.Closing():
+		ferry.RecycleMsg(m)
+	case <-k.s.Closed():
+		ferry.RecycleMsg(m)
+	}
+}
 
-func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) { return k.def.Recv(ctx) }
+func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {
+	if k.raw {
+		if len(m.Header) < 4 {
+			return fmt.Errorf("%w: raw request needs a backtrace header", ferry.ErrState)
+		}
+		return enqueue(ctx, k, k.def, m)
+	}
+	return k.def.Send(ctx, m)
+}
+
+func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
+	if k.raw {
+		select {
+		case m := <-k.rawq:
+			return m, nil
+		case <-ctx.Done():
+			return nil, ferry.CtxErr(ctx)
+		case <-k.s.Closed():
+			return nil, ferry.ErrClosed
+		}
+	}
+	return k.def.Recv(ctx)
+}
 
 func (k *sock) Close() {
 	k.mu.Lock()
@@ -168,8 +232,10 @@ func (k *sock) Close() {
 		c.finish()
 	}
 	k.mu.Unlock()
-	for len(k.sendq) > 0 {
-		ferry.RecycleMsg(<-k.sendq)
+	for _, q := range []chan *ferry.Msg{k.sendq, k.rawq} {
+		for len(q) > 0 {
+			ferry.RecycleMsg(<-q)
+		}
 	}
 }
 

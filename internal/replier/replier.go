@@ -1,0 +1,266 @@
+// Package replier is the replying side shared by REP and RESPONDENT:
+// they differ only in their protocol numbers.
+//
+// A request's header is a backtrace (see internal/backtrace). More than
+// SocketConfig.MaxTTL words: the request is dropped and counted, the pipe
+// stays open. A payload that ends before the id: the pipe is closed.
+//
+// Cooked: the caller sees the body only. A context keeps the backtrace and
+// pipe of the request it received last; Send replies with that backtrace
+// on that pipe. Send with no request pending is ErrState; a reply whose
+// pipe has gone is dropped quietly (and counted).
+//
+// Raw (for devices): Recv hands over Header = [pipe id][backtrace]; Send
+// pops the pipe id from the header to choose the pipe and sends the rest
+// of the header in front of the body. Raw sockets have no contexts.
+package replier
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/backtrace"
+)
+
+// New returns the protocol for a replier described by info.
+func New(info ferry.ProtocolInfo) ferry.Protocol { return &sock{info: info} }
+
+type sock struct {
+	info   ferry.ProtocolInfo
+	s      *ferry.Socket
+	raw    bool
+	maxTTL int
+	qlen   int
+	recvq  chan *ferry.Msg
+	def    *pctx
+
+	mu    sync.Mutex             // guards pipes
+	pipes map[uint32]*ferry.Pipe // by id, for raw sends
+}
+
+// pctx is a context: the backtrace and pipe of its pending request.
+type pctx struct {
+	sk      *sock
+	mu      sync.Mutex // guards the fields below
+	bt      [4 * 16]byte
+	btLen   int
+	pipe    *ferry.Pipe // nil when no request is pending
+	closed  bool
+	closedc chan struct{}
+}
+
+func (k *sock) Info() ferry.ProtocolInfo { return k.info }
+
+func (k *sock) Init(s *ferry.Socket) {
+	cfg := s.Config()
+	k.s = s
+	k.raw = cfg.Raw
+	k.pipes = make(map[uint32]*ferry.Pipe)
+	k.maxTTL = cfg.MaxTTL
+	k.qlen = cfg.SendQueueLen
+	k.recvq = make(chan *ferry.Msg, cfg.RecvQueueLen)
+	k.def = k.newCtx()
+}
+
+func (k *sock) newCtx() *pctx { return &pctx{sk: k, closedc: make(chan struct{})} }
+
+func (k *sock) OpenContext() (ferry.ProtoContext, error) {
+	if k.raw {
+		return nil, ferry.ErrNotSupported
+	}
+	return k.newCtx(), nil
+}
+
+// AddPipe gives each pipe its own queue: replies go back on the pipe their
+// request came from.
+func (k *sock) AddPipe(p *ferry.Pipe) error {
+	q := make(chan *ferry.Msg, k.qlen)
+	p.ProtoData = q
+	p.SetSendQueue(q)
+	k.mu.Lock()
+	k.pipes[p.ID()] = p
+	k.mu.Unlock()
+	return nil
+}
+
+// RemovePipe drops the replies still queued for p.
+func (k *sock) RemovePipe(p *ferry.Pipe) {
+	k.mu.Lock()
+	delete(k.pipes, p.ID())
+	k.mu.Unlock()
+	q := p.ProtoData.(chan *ferry.Msg)
+	for len(q) > 0 {
+		k.s.DiscardSent(<-q)
+	}
+}
+
+func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
+	n, err := backtrace.Len(m.Body, k.maxTTL)
+	switch {
+	case errors.Is(err, backtrace.ErrNoID):
+		ferry.RecycleMsg(m)
+		p.ProtocolError(err)
+		return
+	case err != nil:
+		ferry.RecycleMsg(m)
+		p.CountDrop()
+		return
+	}
+	if k.raw {
+		m.Header = m.Header[:0]
+		m.AppendHeaderU32(p.ID())
+		m.Header = append(m.Header, m.Body[:n]...)
+		m.Body = m.Body[n:]
+	} else {
+		m.Header, m.Body = m.Body[:n], m.Body[n:]
+	}
+	select {
+	case k.recvq <- m:
+	case <-p.Closing():
+		ferry.RecycleMsg(m)
+	case <-k.s.Closed():
+		ferry.RecycleMsg(m)
+	}
+}
+
+func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {
+	if k.raw {
+		return k.sendRaw(ctx, m)
+	}
+	return k.def.Send(ctx, m)
+}
+
+// sendRaw routes by the pipe id at the front of the header.
+func (k *sock) sendRaw(ctx context.Context, m *ferry.Msg) error {
+	if len(m.Header) < 4 {
+		return fmt.Errorf("%w: raw reply needs a pipe id header", ferry.ErrState)
+	}
+	id := binary.BigEndian.Uint32(m.Header)
+	k.mu.Lock()
+	p := k.pipes[id]
+	k.mu.Unlock()
+	if p == nil {
+		k.s.DiscardSent(m) // its requester has gone
+		return nil
+	}
+	m.Header = m.Header[4:]
+	return k.def.toPipe(ctx, p, m, func() {
+		m.Header = m.Header[:0]
+		m.AppendHeaderU32(id)
+	})
+}
+
+func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) { return k.def.Recv(ctx) }
+
+func (k *sock) Close() {
+	for len(k.recvq) > 0 {
+		ferry.RecycleMsg(<-k.recvq)
+	}
+}
+
+func (c *pctx) Recv(ctx context.Context) (*ferry.Msg, error) {
+	k := c.sk
+	var m *ferry.Msg
+	select {
+	case m = <-k.recvq:
+	default:
+		select {
+		case m = <-k.recvq:
+		case <-ctx.Done():
+			return nil, ferry.CtxErr(ctx)
+		case <-c.closedc:
+			return nil, ferry.ErrClosed
+		case <-k.s.Closed():
+			return nil, ferry.ErrClosed
+		}
+	}
+	if k.raw {
+		return m, nil // the header goes to the caller
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		ferry.RecycleMsg(m)
+		return nil, ferry.ErrClosed
+	}
+	c.btLen = copy(c.bt[:], m.Header)
+	c.pipe = m.Pipe()
+	c.mu.Unlock()
+	m.Header = m.Header[:0]
+	return m, nil
+}
+
+func (c *pctx) Send(ctx context.Context, m *ferry.Msg) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ferry.ErrClosed
+	}
+	p := c.pipe
+	if p == nil {
+		c.mu.Unlock()
+		return ferry.ErrState
+	}
+	c.pipe = nil
+	m.SetHeader(c.bt[:c.btLen])
+	c.mu.Unlock()
+	return c.toPipe(ctx, p, m, func() {
+		c.restore(p)
+		m.Header = m.Header[:0]
+	})
+}
+
+// toPipe queues m on p's reply queue. If the caller's ctx ends first,
+// undo restores the state the send started from.
+func (c *pctx) toPipe(ctx context.Context, p *ferry.Pipe, m *ferry.Msg, undo func()) error {
+	q := p.ProtoData.(chan *ferry.Msg)
+	select {
+	case <-p.Closing():
+		c.sk.s.DiscardSent(m) // the requester is gone: drop quietly
+		return nil
+	default:
+	}
+	select {
+	case q <- m:
+		return nil
+	default:
+	}
+	select {
+	case q <- m:
+		return nil
+	case <-p.Closing():
+		c.sk.s.DiscardSent(m)
+		return nil
+	case <-ctx.Done():
+		undo()
+		return ferry.CtxErr(ctx)
+	case <-c.closedc:
+		return ferry.ErrClosed
+	case <-c.sk.s.Closed():
+		return ferry.ErrClosed
+	}
+}
+
+// restore makes the request pending again after a reply could not be
+// queued, so the caller may retry.
+func (c *pctx) restore(p *ferry.Pipe) {
+	c.mu.Lock()
+	if c.pipe == nil && !c.closed {
+		c.pipe = p
+	}
+	c.mu.Unlock()
+}
+
+func (c *pctx) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.pipe = nil
+		close(c.closedc)
+	}
+}

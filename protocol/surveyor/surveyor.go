@@ -1,0 +1,395 @@
+// Package surveyor is the SURVEYOR side of SURVEYOR/RESPONDENT, version 0.
+//
+// Send starts a survey: the message goes to every connected respondent
+// with a 32-bit survey id (high bit set, random start). Recv returns the
+// responses, one per call, until SocketConfig.SurveyTime (1 s by default)
+// passes: then responses still queued are dropped, a Recv waiting fails
+// with ErrTimeout, and a Recv after that fails with ErrState, as with
+// NNG. A new survey on a context cancels the old one (a waiting Recv fails
+// with ErrCanceled) and responses to the old one are dropped and counted.
+// There are no resends. Each context runs its own surveys; all expiries of
+// a socket share one timer.
+//
+// A respondent whose queue is full when a survey goes out misses that
+// survey (counted as a drop). Raw mode (SocketConfig.Raw) sends the
+// caller's header as it is and hands responses over with their backtrace
+// in Header.
+package surveyor
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/backtrace"
+)
+
+// Protocol numbers.
+const (
+	ProtoSurveyor   = 0x62
+	ProtoRespondent = 0x63
+)
+
+// New opens a SURVEYOR socket.
+func New(cfg ferry.SocketConfig) (*ferry.Socket, error) {
+	return ferry.NewSocket(&sock{}, cfg)
+}
+
+// Marks pushed into a context's queue to wake a waiting Recv.
+var (
+	expiredMark  = new(ferry.Msg)
+	canceledMark = new(ferry.Msg)
+)
+
+type sock struct {
+	s          *ferry.Socket
+	surveyTime time.Duration
+	raw        bool
+	maxTTL     int
+	qlen, rlen int
+	rawq       chan *ferry.Msg
+
+	mu      sync.Mutex // guards the fields below and every sctx's fields
+	pipes   map[*ferry.Pipe]chan *ferry.Msg
+	nextID  uint32
+	surveys map[uint32]*sctx
+	expiry  expiryHeap
+	timer   *time.Timer
+	closed  bool
+	def     *sctx
+}
+
+type sctx struct {
+	sk       *sock
+	id       uint32 // current survey, 0 if none
+	deadline time.Time
+	hidx     int
+	waiting  atomic.Int32
+	replies  chan *ferry.Msg
+	closedc  chan struct{}
+	closed   bool
+}
+
+func (k *sock) Info() ferry.ProtocolInfo {
+	return ferry.ProtocolInfo{Self: ProtoSurveyor, Peer: ProtoRespondent, SelfName: "surveyor", PeerName: "respondent"}
+}
+
+func (k *sock) Init(s *ferry.Socket) {
+	cfg := s.Config()
+	k.s = s
+	k.surveyTime = cfg.SurveyTime
+	k.raw, k.maxTTL = cfg.Raw, cfg.MaxTTL
+	k.qlen, k.rlen = cfg.SendQueueLen, cfg.RecvQueueLen
+	if k.raw {
+		k.rawq = make(chan *ferry.Msg, cfg.RecvQueueLen)
+	}
+	k.pipes = make(map[*ferry.Pipe]chan *ferry.Msg)
+	k.surveys = make(map[uint32]*sctx)
+	k.nextID = rand.Uint32()
+	k.def = k.newCtx()
+}
+
+func (k *sock) newCtx() *sctx {
+	return &sctx{sk: k, hidx: -1, replies: make(chan *ferry.Msg, k.rlen), closedc: make(chan struct{})}
+}
+
+func (k *sock) OpenContext() (ferry.ProtoContext, error) {
+	if k.raw {
+		return nil, ferry.ErrNotSupported
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil, ferry.ErrClosed
+	}
+	return k.newCtx(), nil
+}
+
+func (k *sock) AddPipe(p *ferry.Pipe) error {
+	q := make(chan *ferry.Msg, k.qlen)
+	p.SetSendQueue(q)
+	k.mu.Lock()
+	k.pipes[p] = q
+	k.mu.Unlock()
+	return nil
+}
+
+func (k *sock) RemovePipe(p *ferry.Pipe) {
+	k.mu.Lock()
+	q := k.pipes[p]
+	delete(k.pipes, p)
+	k.mu.Unlock()
+	for len(q) > 0 {
+		k.s.DiscardSent(<-q)
+	}
+}
+
+func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
+	if k.raw {
+		n, err := backtrace.Len(m.Body, k.maxTTL)
+		if err != nil {
+			ferry.RecycleMsg(m)
+			if errors.Is(err, backtrace.ErrNoID) {
+				p.ProtocolError(err)
+			} else {
+				p.CountDrop()
+			}
+			return
+		}
+		m.Header, m.Body = m.Body[:n], m.Body[n:]
+		select {
+		case k.rawq <- m:
+		case <-p.Closing():
+			ferry.RecycleMsg(m)
+		case <-k.s.Closed():
+			ferry.RecycleMsg(m)
+		}
+		return
+	}
+	id, ok := m.TrimBodyU32()
+	if !ok {
+		ferry.RecycleMsg(m)
+		p.ProtocolError(errors.New("surveyor: response shorter than 4 bytes"))
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c := k.surveys[id]
+	if c == nil {
+		ferry.RecycleMsg(m) // late, or for a cancelled survey
+		p.CountDrop()
+		return
+	}
+	select {
+	case c.replies <- m:
+	default:
+		ferry.RecycleMsg(m) // the context's queue is full
+		p.CountDrop()
+	}
+}
+
+// broadcast queues m, or a copy, on every pipe. m was counted once by the
+// socket; each copy is counted too, and a copy a full queue refuses is
+// discarded (and counted as a drop).
+func (k *sock) broadcast(m *ferry.Msg) {
+	k.mu.Lock()
+	qs := make([]chan *ferry.Msg, 0, len(k.pipes))
+	for _, q := range k.pipes {
+		qs = append(qs, q)
+	}
+	k.mu.Unlock()
+	k.s.CountQueued(len(qs) - 1)
+	for i, q := range qs {
+		cp := m
+		if i < len(qs)-1 {
+			cp = ferry.CopyMsg(m)
+		}
+		select {
+		case q <- cp:
+		default:
+			k.s.DiscardSent(cp)
+		}
+	}
+	if len(qs) == 0 {
+		ferry.RecycleMsg(m)
+	}
+}
+
+func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {
+	if k.raw {
+		if len(m.Header) < 4 {
+			return fmt.Errorf("%w: raw survey needs a survey id header", ferry.ErrState)
+		}
+		k.broadcast(m)
+		return nil
+	}
+	return k.def.Send(ctx, m)
+}
+
+func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
+	if k.raw {
+		select {
+		case m := <-k.rawq:
+			return m, nil
+		case <-ctx.Done():
+			return nil, ferry.CtxErr(ctx)
+		case <-k.s.Closed():
+			return nil, ferry.ErrClosed
+		}
+	}
+	return k.def.Recv(ctx)
+}
+
+func (k *sock) Close() {
+	k.mu.Lock()
+	k.closed = true
+	if k.timer != nil {
+		k.timer.Stop()
+	}
+	for _, c := range k.surveys {
+		c.end()
+	}
+	k.mu.Unlock()
+	for len(k.rawq) > 0 {
+		ferry.RecycleMsg(<-k.rawq)
+	}
+}
+
+// armTimer points the socket's timer at the earliest expiry. k.mu held.
+func (k *sock) armTimer(now time.Time) {
+	if len(k.expiry) == 0 || k.closed {
+		return
+	}
+	d := k.expiry[0].deadline.Sub(now)
+	if k.timer == nil {
+		k.timer = time.AfterFunc(d, k.fire)
+	} else {
+		k.timer.Reset(d)
+	}
+}
+
+// fire ends every survey whose time is up.
+func (k *sock) fire() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	now := time.Now()
+	for len(k.expiry) > 0 && !k.expiry[0].deadline.After(now) {
+		c := k.expiry[0]
+		c.end()
+		if c.waiting.Load() > 0 {
+			select {
+			case c.replies <- expiredMark:
+			default:
+			}
+		}
+	}
+	k.armTimer(now)
+}
+
+// end finishes c's survey: the id is forgotten and queued responses are
+// dropped. k.mu must be held.
+func (c *sctx) end() {
+	k := c.sk
+	if c.id != 0 {
+		delete(k.surveys, c.id)
+		c.id = 0
+	}
+	if c.hidx >= 0 {
+		heap.Remove(&k.expiry, c.hidx)
+	}
+	for len(c.replies) > 0 {
+		if m := <-c.replies; m != expiredMark && m != canceledMark {
+			ferry.RecycleMsg(m)
+		}
+	}
+}
+
+func (c *sctx) Send(ctx context.Context, m *ferry.Msg) error {
+	k := c.sk
+	k.mu.Lock()
+	if c.closed || k.closed {
+		k.mu.Unlock()
+		return ferry.ErrClosed
+	}
+	c.end()
+	if c.waiting.Load() > 0 {
+		c.replies <- canceledMark
+	}
+	id := k.newID()
+	c.id = id
+	k.surveys[id] = c
+	now := time.Now()
+	c.deadline = now.Add(k.surveyTime)
+	heap.Push(&k.expiry, c)
+	if c.hidx == 0 {
+		k.armTimer(now)
+	}
+	m.Header = m.Header[:0]
+	m.AppendHeaderU32(id)
+	k.mu.Unlock()
+	k.broadcast(m)
+	return nil
+}
+
+func (k *sock) newID() uint32 {
+	for {
+		k.nextID++
+		if id := k.nextID | 0x80000000; k.surveys[id] == nil {
+			return id
+		}
+	}
+}
+
+func (c *sctx) Recv(ctx context.Context) (*ferry.Msg, error) {
+	k := c.sk
+	k.mu.Lock()
+	switch {
+	case c.closed:
+		k.mu.Unlock()
+		return nil, ferry.ErrClosed
+	case c.id == 0 && len(c.replies) == 0:
+		k.mu.Unlock()
+		return nil, ferry.ErrState // no survey running (none yet, or it expired)
+	}
+	c.waiting.Add(1)
+	k.mu.Unlock()
+	defer c.waiting.Add(-1)
+	select {
+	case m := <-c.replies:
+		switch m {
+		case expiredMark:
+			return nil, ferry.ErrTimeout
+		case canceledMark:
+			return nil, ferry.ErrCanceled
+		}
+		return m, nil
+	case <-ctx.Done():
+		return nil, ferry.CtxErr(ctx)
+	case <-c.closedc:
+		return nil, ferry.ErrClosed
+	case <-k.s.Closed():
+		return nil, ferry.ErrClosed
+	}
+}
+
+func (c *sctx) Close() {
+	k := c.sk
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.end()
+		close(c.closedc)
+	}
+}
+
+type expiryHeap []*sctx
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	c := x.(*sctx)
+	c.hidx = len(*h)
+	*h = append(*h, c)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	c.hidx = -1
+	*h = old[:len(old)-1]
+	return c
+}
