@@ -148,7 +148,7 @@ func TestDeviceChain(t *testing.T) {
 			for i := range 3 {
 				front, _ := rep.New(raw) // takes requests
 				fronts = append(fronts, front)
-				rear, _ := req.New(raw)  // passes them on
+				rear, _ := req.New(raw) // passes them on
 				defer front.Close()
 				defer rear.Close()
 				if _, err := rear.Dial(ctx, addr); err != nil {
