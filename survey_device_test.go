@@ -212,3 +212,36 @@ func TestDeviceNeedsRaw(t *testing.T) {
 		t.Fatalf("Device with a cooked socket = %v", err)
 	}
 }
+
+// TestSurveyorBadResponses: a response shorter than 4 bytes closes its
+// pipe; an id without the high bit (never issued) is dropped and counted.
+func TestSurveyorBadResponses(t *testing.T) {
+	testutil.NoLeaks(t)
+	ctx := testutil.Ctx(t, 10*time.Second)
+	raw, fp, url := rawPeer(t, ferry.ProtocolInfo{Self: 0x63, Peer: 0x62, SelfName: "respondent", PeerName: "surveyor"}, testutil.Addr(t, "tcp"))
+	defer raw.Close()
+	sv, _ := surveyor.New(ferry.SocketConfig{})
+	defer sv.Close()
+	if _, err := sv.Dial(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	if err := sv.SendBytes(ctx, []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := fp.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := append([]byte(nil), m.Body[:4]...)
+	fp.sendTo(m.Pipe(), append([]byte{id[0] &^ 0x80, id[1], id[2], id[3]}, "bad id"...))
+	fp.sendTo(m.Pipe(), append(id, "good"...))
+	if b, err := sv.RecvBytes(ctx, nil); err != nil || string(b) != "good" {
+		t.Fatalf("%q %v", b, err)
+	}
+	waitFor(t, "the bad id to be counted", func() bool { return sv.Stats().Dropped == 1 })
+	fp.sendTo(m.Pipe(), []byte{0x80})
+	waitFor(t, "the short response to close the pipe", func() bool {
+		return sv.Stats().CloseReasons[ferry.ReasonProtocol] == 1
+	})
+	m.Free()
+}
