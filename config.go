@@ -137,6 +137,12 @@ type ConnConfig struct {
 	// a ServerName or InsecureSkipVerify; for a listener, a certificate.
 	// Ignored by other transports. Default nil.
 	TLS *tls.Config
+
+	// IdleTimeout closes a quic connection that has heard nothing from
+	// its peer for this long; keep-alives go out at a third of it, so
+	// only a peer that vanished trips it. Default 0: 30 s. Range 0 or
+	// 10 ms..1 h. Other transports ignore it.
+	IdleTimeout time.Duration
 }
 
 func (c ConnConfig) withDefaults(layer string) (ConnConfig, error) {
@@ -148,6 +154,8 @@ func (c ConnConfig) withDefaults(layer string) (ConnConfig, error) {
 		return c, &OptionError{layer + ".HandshakeTimeout", c.HandshakeTimeout, "in 1ms..1h (0 means 10s)"}
 	case c.TCPKeepAlive < 0:
 		return c, &OptionError{layer + ".TCPKeepAlive", c.TCPKeepAlive, ">= 0 (0 means off)"}
+	case c.IdleTimeout != 0 && (c.IdleTimeout < 10*time.Millisecond || c.IdleTimeout > time.Hour):
+		return c, &OptionError{layer + ".IdleTimeout", c.IdleTimeout, "0 or in 10ms..1h (0 means 30s)"}
 	}
 	return c, nil
 }

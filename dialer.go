@@ -51,7 +51,7 @@ func (s *Socket) NewDialer(addr string, cfg DialerConfig) (*Dialer, error) {
 	d := &Dialer{s: s, url: addr, cfg: cfg, closed: make(chan struct{})}
 	if t == nil {
 		d.inproc = inprocName(u)
-	} else if d.td, err = t.NewDialer(u, cfg.transportOptions()); err != nil {
+	} else if d.td, err = t.NewDialer(u, s.transportOpts(cfg.ConnConfig)); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -189,7 +189,7 @@ func (d *Dialer) connect(ctx context.Context) (*Pipe, error) {
 			}
 			return nil, err
 		}
-		c = newStreamConn(tc, d.s.cfg.WriteTimeout)
+		c = d.s.newPipeConn(tc)
 	}
 	p := d.s.startPipe(c, d, nil, d.cfg.HandshakeTimeout)
 	if p == nil {

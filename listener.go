@@ -52,7 +52,7 @@ func (s *Socket) NewListener(addr string, cfg ListenerConfig) (*Listener, error)
 	l := &Listener{s: s, url: addr, cfg: cfg, closed: make(chan struct{})}
 	if t == nil {
 		l.inproc = &inprocListener{name: inprocName(u)}
-	} else if l.tl, err = t.NewListener(u, cfg.transportOptions()); err != nil {
+	} else if l.tl, err = t.NewListener(u, s.transportOpts(cfg.ConnConfig)); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -106,6 +106,9 @@ func (l *Listener) Addr() net.Addr {
 
 // URL is the listening address with a port chosen for port 0 filled in.
 func (l *Listener) URL() string {
+	if u, ok := l.tl.(transport.URLer); ok && l.tl.Addr() != nil {
+		return u.URL()
+	}
 	a, ok := l.Addr().(*net.TCPAddr)
 	if !ok {
 		return l.url
@@ -167,7 +170,7 @@ func (l *Listener) acceptLoop() {
 		} else {
 			var tc transport.Conn
 			if tc, err = l.tl.Accept(); err == nil {
-				c = newStreamConn(tc, l.s.cfg.WriteTimeout)
+				c = l.s.newPipeConn(tc)
 			}
 		}
 		if err != nil {

@@ -286,7 +286,8 @@ func handshakeReason(err error) Reason {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ReasonHandshakeTimeout
-	case errors.Is(err, wire.ErrBadMagic), errors.Is(err, wire.ErrBadVersion), errors.Is(err, wire.ErrBadReserved):
+	case errors.Is(err, wire.ErrBadMagic), errors.Is(err, wire.ErrBadVersion), errors.Is(err, wire.ErrBadReserved),
+		errors.Is(err, transport.ErrHandshake):
 		return ReasonHandshake
 	case errors.Is(err, net.ErrClosed):
 		return ReasonSocketClosed
@@ -298,7 +299,7 @@ func readReason(err error) Reason {
 	switch {
 	case errors.Is(err, wire.ErrTooLarge):
 		return ReasonTooLarge
-	case errors.Is(err, wire.ErrBadIPCType):
+	case errors.Is(err, wire.ErrBadIPCType), errors.Is(err, transport.ErrProtocol):
 		return ReasonProtocol
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return ReasonTruncated

@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sort"
@@ -41,13 +42,69 @@ type Options struct {
 	KeepAlive time.Duration
 	// TLS is the TLS configuration for secure transports.
 	TLS *tls.Config
+	// HandshakeTimeout bounds a transport's own handshake where it runs
+	// outside the pipe (a WebSocket upgrade, a QUIC handshake).
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that heard nothing from its peer for
+	// this long (quic); 0 means the transport's default.
+	IdleTimeout time.Duration
+	// SelfName and PeerName are the SP protocol names of the socket and of
+	// the peer it expects ("req", "rep" ...), for transports that
+	// negotiate protocols by name (ws subprotocols).
+	SelfName, PeerName string
 }
 
-// Conn is an established byte stream and the framing to use on it.
+// Conn is an established connection. A stream connection sets Conn and
+// Framing: the socket exchanges the SP header and frames messages on it. A
+// message connection (WebSocket) sets Msgs instead: it has no SP header
+// (the transport matched protocols in its own handshake) and no length
+// prefix.
 type Conn struct {
 	net.Conn
 	Framing Framing
+	Msgs    MsgConn
 }
+
+// MsgConn is a connection that carries whole messages. The socket calls
+// NextReader only from a pipe's reader goroutine and WriteMsg only from
+// its writer goroutine; Close may come from anywhere, at any time, and must
+// unblock both.
+type MsgConn interface {
+	// NextReader returns a reader of the next message, which returns
+	// io.EOF at the message's end. A message longer than limit fails with
+	// an error matching wire.ErrTooLarge before more than limit bytes of
+	// it are buffered anywhere. The reader is valid until the next call.
+	NextReader(limit int) (io.Reader, error)
+	// WriteMsg writes one message whose bytes are hdr then body.
+	WriteMsg(hdr, body []byte) error
+	// SetWriteDeadline bounds WriteMsg calls, as net.Conn's does.
+	SetWriteDeadline(t time.Time) error
+	// CloseWrite tells the peer that nothing more will be sent, without
+	// blocking.
+	CloseWrite() error
+	// Close closes the connection at once.
+	Close() error
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+}
+
+// URLer is implemented by listeners whose URL is not just the scheme and
+// bound address (a WebSocket path, a QUIC port chosen for port 0).
+type URLer interface {
+	// URL is the listening address with the bound port filled in.
+	URL() string
+}
+
+// Errors a transport wraps so the socket can tell why a pipe closed.
+var (
+	// ErrHandshake: the transport's own handshake failed (TLS
+	// certificate or protocol mismatch, WebSocket upgrade refused). The
+	// pipe closes as a bad handshake.
+	ErrHandshake = errors.New("transport: handshake failed")
+	// ErrProtocol: the peer broke the transport's protocol (a WebSocket
+	// text or malformed frame). The pipe closes as a protocol error.
+	ErrProtocol = errors.New("transport: protocol error")
+)
 
 // Transport creates dialers and listeners for the URL schemes it serves.
 type Transport interface {
