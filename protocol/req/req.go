@@ -410,6 +410,11 @@ func (c *rctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	c.waiting.Add(1)
 	k.mu.Unlock()
 	defer c.waiting.Add(-1)
+	select { // a reply already here wins over a ctx that has also ended
+	case r := <-c.replies:
+		return r.m, r.err
+	default:
+	}
 	select {
 	case r := <-c.replies:
 		return r.m, r.err

@@ -343,22 +343,27 @@ func (c *sctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	c.waiting.Add(1)
 	k.mu.Unlock()
 	defer c.waiting.Add(-1)
-	select {
-	case m := <-c.replies:
-		switch m {
-		case expiredMark:
-			return nil, ferry.ErrTimeout
-		case canceledMark:
-			return nil, ferry.ErrCanceled
+	var m *ferry.Msg
+	select { // a response already here wins over a ctx that has also ended
+	case m = <-c.replies:
+	default:
+		select {
+		case m = <-c.replies:
+		case <-ctx.Done():
+			return nil, ferry.CtxErr(ctx)
+		case <-c.closedc:
+			return nil, ferry.ErrClosed
+		case <-k.s.Closed():
+			return nil, ferry.ErrClosed
 		}
-		return m, nil
-	case <-ctx.Done():
-		return nil, ferry.CtxErr(ctx)
-	case <-c.closedc:
-		return nil, ferry.ErrClosed
-	case <-k.s.Closed():
-		return nil, ferry.ErrClosed
 	}
+	switch m {
+	case expiredMark:
+		return nil, ferry.ErrTimeout
+	case canceledMark:
+		return nil, ferry.ErrCanceled
+	}
+	return m, nil
 }
 
 func (c *sctx) Close() {
