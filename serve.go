@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ferrymq/ferry/pool"
 )
 
 // Handler answers one request. req is the request (owned by the server,
@@ -27,6 +29,10 @@ type ServeConfig struct {
 	Logger *slog.Logger
 	// Stats, if set, is updated as requests are served.
 	Stats *ServeStats
+	// Pool, if set, runs the handlers: its worker limit then applies
+	// across every server (and Consume) sharing it. Each request costs
+	// one task handle. Default nil: handlers run on the workers.
+	Pool *pool.Pool
 }
 
 // ServeStats counts what a server did. Read the fields with Load.
@@ -116,7 +122,7 @@ func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg
 		}
 		reply.Reset()
 		st.InFlight.Add(1)
-		err := call(hctx, h, &req, &reply)
+		err := run(hctx, cfg.Pool, func() error { return call(hctx, h, &req, &reply) })
 		st.InFlight.Add(-1)
 		if sem != nil {
 			<-sem
@@ -139,6 +145,90 @@ func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg
 		}
 		st.Handled.Add(1)
 	}
+}
+
+// run runs f here, or on p and waits for it.
+func run(ctx context.Context, p *pool.Pool, f func() error) error {
+	if p == nil {
+		return f()
+	}
+	return p.SubmitErr(f).Wait(ctx)
+}
+
+// ConsumeConfig configures Socket.Consume. The zero value works.
+type ConsumeConfig struct {
+	// Workers receiving and handling messages. Default 16; range
+	// 1..65536.
+	Workers int
+	// Pool, if set, runs the handlers (see ServeConfig.Pool).
+	Pool *pool.Pool
+	// Logger receives handler errors and panics. Default slog.Default().
+	Logger *slog.Logger
+	// Stats, if set, is updated as messages are handled (Handled counts
+	// messages whose handler returned nil).
+	Stats *ServeStats
+}
+
+// Consume receives messages on s (PULL, SUB, PAIR, BUS ...) and hands
+// each to h on one of cfg.Workers goroutines (or cfg.Pool) until ctx ends
+// (nil) or s closes (ErrClosed). The message is owned by Consume and valid
+// until h returns; each worker reuses one Msg. Handler errors and panics
+// are logged and counted; consuming goes on.
+func (s *Socket) Consume(ctx context.Context, h func(ctx context.Context, m *Msg) error, cfg ConsumeConfig) error {
+	if cfg.Workers == 0 {
+		cfg.Workers = 16
+	}
+	if cfg.Workers < 1 || cfg.Workers > 65536 {
+		return &OptionError{"ConsumeConfig.Workers", cfg.Workers, "in 1..65536 (0 means 16)"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = new(ServeStats)
+	}
+	hctx := context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	var closed atomic.Bool
+	for range cfg.Workers {
+		wg.Go(func() {
+			var m Msg
+			defer m.Free()
+			for {
+				if err := s.RecvMsg(ctx, &m); err != nil {
+					if errors.Is(err, ErrClosed) {
+						closed.Store(true)
+					}
+					return
+				}
+				cfg.Stats.InFlight.Add(1)
+				err := run(hctx, cfg.Pool, func() (err error) {
+					defer func() {
+						if r := recover(); r != nil {
+							err = fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, r, debug.Stack())
+						}
+					}()
+					return h(hctx, &m)
+				})
+				cfg.Stats.InFlight.Add(-1)
+				switch {
+				case err == nil:
+					cfg.Stats.Handled.Add(1)
+				case errors.Is(err, ErrHandlerPanic):
+					cfg.Stats.Panics.Add(1)
+					cfg.Logger.Error("ferry: handler panicked", "err", err)
+				default:
+					cfg.Stats.Errors.Add(1)
+					cfg.Logger.Error("ferry: handler failed", "err", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if closed.Load() && ctx.Err() == nil {
+		return ErrClosed
+	}
+	return nil
 }
 
 func call(ctx context.Context, h Handler, req, reply *Msg) (err error) {
