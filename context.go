@@ -76,6 +76,10 @@ func (c *Context) RecvBytes(ctx context.Context, dst []byte) ([]byte, error) {
 	return c.s.recvBytes(ctx, dst, c.pc.Recv)
 }
 
+// Proto returns the context's protocol state, for a protocol package's
+// typed helpers (sub.Subscribe on a context). Users have no need for it.
+func (c *Context) Proto() any { return c.pc }
+
 // Close closes the context: pending calls on it return ErrClosed and an
 // unsent message stays with its caller. It is idempotent.
 func (c *Context) Close() error {

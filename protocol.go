@@ -39,3 +39,8 @@ type Protocol interface {
 	// release whatever the protocol still holds.
 	Close()
 }
+
+// Proto returns the socket's protocol state, for a protocol package's
+// typed helpers (sub.Subscribe asserts it to its own type). Users have no
+// need for it: calling its methods bypasses the socket's bookkeeping.
+func (s *Socket) Proto() any { return s.proto }

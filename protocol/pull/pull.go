@@ -1,0 +1,80 @@
+// Package pull is the PULL side of PUSH/PULL, version 0.
+//
+// Messages from every pipe go to one receive queue of
+// SocketConfig.RecvQueueLen. A pipe's reader that finds the queue full
+// waits for room (and the peer, through TCP flow control, waits for it),
+// so nothing is dropped. Readers waiting on a full queue are served in
+// the order they started waiting (Go channels queue blocked senders
+// first in, first out), which makes PULL fair across busy pipes: each
+// gets one message in per turn. Send is ErrNotSupported. Raw mode
+// behaves the same.
+package pull
+
+import (
+	"context"
+
+	"github.com/ferrymq/ferry"
+)
+
+// Protocol numbers.
+const (
+	ProtoPush = 0x50
+	ProtoPull = 0x51
+)
+
+// New opens a PULL socket.
+func New(cfg ferry.SocketConfig) (*ferry.Socket, error) {
+	return ferry.NewSocket(&sock{}, cfg)
+}
+
+type sock struct {
+	s     *ferry.Socket
+	recvq chan *ferry.Msg
+}
+
+func (k *sock) Info() ferry.ProtocolInfo {
+	return ferry.ProtocolInfo{Self: ProtoPull, Peer: ProtoPush, SelfName: "pull", PeerName: "push"}
+}
+
+func (k *sock) Init(s *ferry.Socket) {
+	k.s = s
+	k.recvq = make(chan *ferry.Msg, s.Config().RecvQueueLen)
+}
+
+// AddPipe gives the pipe no send queue: a puller never sends.
+func (k *sock) AddPipe(*ferry.Pipe) error { return nil }
+func (k *sock) RemovePipe(*ferry.Pipe)    {}
+
+func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
+	select {
+	case k.recvq <- m:
+	case <-p.Closing():
+		ferry.RecycleMsg(m)
+	case <-k.s.Closed():
+		ferry.RecycleMsg(m)
+	}
+}
+
+func (k *sock) Send(context.Context, *ferry.Msg) error { return ferry.ErrNotSupported }
+
+func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
+	select {
+	case m := <-k.recvq:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-k.recvq:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ferry.CtxErr(ctx)
+	case <-k.s.Closed():
+		return nil, ferry.ErrClosed
+	}
+}
+
+func (k *sock) Close() {
+	for len(k.recvq) > 0 {
+		ferry.RecycleMsg(<-k.recvq)
+	}
+}
