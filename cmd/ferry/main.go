@@ -1,9 +1,11 @@
 // Command ferry talks to SP sockets and shows what ferry does.
 //
 //	ferry demo           a PAIR1 exchange over tcp on loopback
+//	ferry cat            nngcat's command line (see docs/cat.md)
+//	ferry stress         the five failure classes at scale, pass/fail table
 //	ferry help [command] help for a command
 //
-// cat (nngcat-compatible), bench and stress are to come.
+// bench is to come.
 package main
 
 import (
@@ -15,10 +17,15 @@ import (
 type command struct {
 	name, summary, usage string
 	run                  func(args []string, out io.Writer) error
+	// ownHelp: the command parses -h/--help itself (in cat, "--data -h"
+	// sends "-h"), so run must not look for them among its arguments.
+	ownHelp bool
 }
 
 var commands = []command{
-	{"demo", "a tour on loopback: PAIR1 over tcp", demoUsage, runDemo},
+	{"demo", "a tour on loopback: PAIR1 over tcp", demoUsage, runDemo, false},
+	{"stress", "the five failure classes at scale, with a pass/fail table", stressUsage, runStress, false},
+	{"cat", "nngcat-compatible: send and print messages", catUsage, runCat, true},
 }
 
 func main() {
@@ -44,7 +51,7 @@ func run(args []string, out, errOut io.Writer) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			for _, a := range args[1:] {
-				if a == "-h" || a == "--help" {
+				if !c.ownHelp && (a == "-h" || a == "--help") {
 					fmt.Fprint(out, c.usage)
 					return 0
 				}

@@ -45,3 +45,27 @@ func TestCLIErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestStressQuick runs `ferry stress --quick`: every failure class at a
+// small scale must pass, and the table must say so.
+func TestStressQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"stress", "--quick", "--only", "churn,close,streams"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
+	}
+	for _, name := range []string{"churn", "close", "streams"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("table lacks %s:\n%s", name, out.String())
+		}
+	}
+	if strings.Count(out.String(), "PASS") != 3 {
+		t.Errorf("want 3 PASS:\n%s", out.String())
+	}
+	var e2 bytes.Buffer
+	if code := run([]string{"stress", "--only", "nope"}, &out, &e2); code != 1 || !strings.Contains(e2.String(), `no scenario "nope"`) {
+		t.Errorf("bad --only: exit %d, %q", code, e2.String())
+	}
+}
