@@ -89,6 +89,8 @@ func TestBusMesh(t *testing.T) {
 			}
 			for i, s := range ss {
 				recvNone(t, s, 10*time.Millisecond) // nothing extra
+				// Writers count a batch after the write returns: poll.
+				pollUntil(t, "the writers' counts", func() bool { return s.Stats().MsgsOut == (nodes-1)*per })
 				if st := s.Stats(); st.Dropped != 0 || st.MsgsOut != (nodes-1)*per {
 					t.Fatalf("node %d: %+v", i, st)
 				}
