@@ -28,6 +28,7 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
+	"github.com/ferrymq/ferry/internal/fanout"
 )
 
 // Protocol numbers.
@@ -55,8 +56,9 @@ type sock struct {
 	qlen, rlen int
 	rawq       chan *ferry.Msg
 
+	out fanout.Set // per-pipe queues; a full one misses the survey
+
 	mu      sync.Mutex // guards the fields below and every sctx's fields
-	pipes   map[*ferry.Pipe]chan *ferry.Msg
 	nextID  uint32
 	surveys map[uint32]*sctx
 	expiry  expiryHeap
@@ -89,7 +91,7 @@ func (k *sock) Init(s *ferry.Socket) {
 	if k.raw {
 		k.rawq = make(chan *ferry.Msg, cfg.RecvQueueLen)
 	}
-	k.pipes = make(map[*ferry.Pipe]chan *ferry.Msg)
+	k.out.Init(s, fanout.DropNew)
 	k.surveys = make(map[uint32]*sctx)
 	k.nextID = rand.Uint32()
 	k.def = k.newCtx()
@@ -112,23 +114,11 @@ func (k *sock) OpenContext() (ferry.ProtoContext, error) {
 }
 
 func (k *sock) AddPipe(p *ferry.Pipe) error {
-	q := make(chan *ferry.Msg, k.qlen)
-	p.SetSendQueue(q)
-	k.mu.Lock()
-	k.pipes[p] = q
-	k.mu.Unlock()
+	k.out.Add(p)
 	return nil
 }
 
-func (k *sock) RemovePipe(p *ferry.Pipe) {
-	k.mu.Lock()
-	q := k.pipes[p]
-	delete(k.pipes, p)
-	k.mu.Unlock()
-	for len(q) > 0 {
-		k.s.DiscardSent(<-q)
-	}
-}
+func (k *sock) RemovePipe(p *ferry.Pipe) { k.out.Remove(p) }
 
 func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 	if k.raw {
@@ -174,32 +164,9 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 	}
 }
 
-// broadcast queues m, or a copy, on every pipe. m was counted once by the
-// socket; each copy is counted too, and a copy a full queue refuses is
-// discarded (and counted as a drop).
-func (k *sock) broadcast(m *ferry.Msg) {
-	k.mu.Lock()
-	qs := make([]chan *ferry.Msg, 0, len(k.pipes))
-	for _, q := range k.pipes {
-		qs = append(qs, q)
-	}
-	k.mu.Unlock()
-	k.s.CountQueued(len(qs) - 1)
-	for i, q := range qs {
-		cp := m
-		if i < len(qs)-1 {
-			cp = ferry.CopyMsg(m)
-		}
-		select {
-		case q <- cp:
-		default:
-			k.s.DiscardSent(cp)
-		}
-	}
-	if len(qs) == 0 {
-		ferry.RecycleMsg(m)
-	}
-}
+// broadcast queues m, or a copy, on every pipe, never waiting; a pipe
+// whose queue is full misses the survey (counted on it).
+func (k *sock) broadcast(m *ferry.Msg) { k.out.Broadcast(m, 0) }
 
 func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {
 	if k.raw {
