@@ -15,10 +15,16 @@ func TestDemo(t *testing.T) {
 	if code := run([]string{"demo", "-n", "2"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"alice listens on tcp://127.0.0.1:", `"hello 2 from bob"`, `"hello 2 from alice"`, "msgs in", "closed"} {
+	for _, want := range []string{"alice listens on tcp://127.0.0.1:", `"hello 2 from bob"`, `"hello 2 from alice"`, "msgs in", "closed",
+		`reply "echo: ping"`, `subscriber got "weather.rain"`, `subscriber got "weather.sun"`,
+		`puller A took "job 0"`, `puller B took "job 1"`, `"respondent 1 votes yes"`, "survey time is up",
+		`node 2 got "hello from node 0"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(out.String(), `subscriber got "sports.final"`) {
+		t.Errorf("the subscriber got a topic it did not take:\n%s", out.String())
 	}
 }
 
