@@ -9,9 +9,13 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/testutil"
+	"github.com/ferrymq/ferry/protocol/pub"
+	"github.com/ferrymq/ferry/protocol/pull"
+	"github.com/ferrymq/ferry/protocol/push"
 	"github.com/ferrymq/ferry/protocol/rep"
 	"github.com/ferrymq/ferry/protocol/req"
 	"github.com/ferrymq/ferry/protocol/respondent"
+	"github.com/ferrymq/ferry/protocol/sub"
 	"github.com/ferrymq/ferry/protocol/surveyor"
 )
 
@@ -244,4 +248,63 @@ func TestSurveyorBadResponses(t *testing.T) {
 		return sv.Stats().CloseReasons[ferry.ReasonProtocol] == 1
 	})
 	m.Free()
+}
+
+// TestDeviceFanOutAndPipeline: PUB -> device -> SUB and PUSH -> device ->
+// PULL work; the direction a PUB or PUSH cannot receive on is skipped.
+func TestDeviceFanOutAndPipeline(t *testing.T) {
+	testutil.NoLeaks(t)
+	raw := ferry.SocketConfig{Raw: true}
+	tests := []struct {
+		name         string
+		front, rear  func(ferry.SocketConfig) (*ferry.Socket, error) // device: front receives, rear sends
+		source, sink func(ferry.SocketConfig) (*ferry.Socket, error)
+		subscribe    bool
+	}{
+		{"pub-sub", sub.New, pub.New, pub.New, sub.New, true},
+		{"push-pull", pull.New, push.New, push.New, pull.New, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testutil.Ctx(t, 10*time.Second)
+			front, _ := tt.front(raw)
+			rear, _ := tt.rear(raw)
+			src, _ := tt.source(ferry.SocketConfig{})
+			dst, _ := tt.sink(ferry.SocketConfig{})
+			for _, s := range []*ferry.Socket{front, rear, src, dst} {
+				defer s.Close()
+			}
+			if tt.subscribe {
+				sub.Subscribe(front, nil)
+				sub.Subscribe(dst, []byte("m"))
+			}
+			lf, _ := src.Listen(testutil.Addr(t, "inproc"))
+			if _, err := front.Dial(ctx, lf.URL()); err != nil {
+				t.Fatal(err)
+			}
+			lr, _ := rear.Listen(testutil.Addr(t, "inproc"))
+			if _, err := dst.Dial(ctx, lr.URL()); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "pipes up", func() bool { return src.Stats().PipesOpen == 1 && rear.Stats().PipesOpen == 1 })
+			devCtx, stop := context.WithCancel(ctx)
+			devErr := make(chan error, 1)
+			go func() { devErr <- ferry.Device(devCtx, front, rear) }()
+			for i := range 20 {
+				if err := src.SendBytes(ctx, fmt.Appendf(nil, "m%02d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 20 {
+				b, err := dst.RecvBytes(ctx, nil)
+				if want := fmt.Sprintf("m%02d", i); err != nil || string(b) != want {
+					t.Fatalf("got %q %v, want %q", b, err, want)
+				}
+			}
+			stop()
+			if err := <-devErr; !errors.Is(err, ferry.ErrCanceled) {
+				t.Fatalf("Device = %v", err)
+			}
+		})
+	}
 }
