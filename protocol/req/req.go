@@ -21,7 +21,6 @@
 package req
 
 import (
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
+	"github.com/ferrymq/ferry/internal/deadline"
 )
 
 // Protocol numbers.
@@ -56,25 +56,23 @@ type sock struct {
 
 	mu      sync.Mutex // guards everything below and every rctx's fields
 	nextID  uint32
-	reqs    map[uint32]*rctx // outstanding requests by id
-	resends resendHeap       // outstanding requests by next resend time
-	timer   *time.Timer      // fires at resends[0].resendAt; nil until needed
+	reqs    map[uint32]*rctx      // outstanding requests by id
+	resends deadline.Queue[*rctx] // outstanding requests by next resend time
 	closed  bool
 	def     *rctx
 }
 
 // rctx is one context's state. Its fields are guarded by sock.mu.
 type rctx struct {
-	sk       *sock
-	id       uint32      // outstanding request id, 0 if none
-	req      *ferry.Msg  // the request, kept for resends (library-owned)
-	pipe     *ferry.Pipe // pipe that took the latest copy; nil while queued
-	resendAt time.Time
-	hidx     int          // index in sk.resends, -1 if not there
-	waiting  atomic.Int32 // Recv calls waiting
-	replies  chan reply   // capacity 1: the reply, or a cancellation
-	closedc  chan struct{}
-	closed   bool
+	sk            *sock
+	id            uint32       // outstanding request id, 0 if none
+	req           *ferry.Msg   // the request, kept for resends (library-owned)
+	pipe          *ferry.Pipe  // pipe that took the latest copy; nil while queued
+	deadline.Item              // next resend, when queued in sk.resends
+	waiting       atomic.Int32 // Recv calls waiting
+	replies       chan reply   // capacity 1: the reply, or a cancellation
+	closedc       chan struct{}
+	closed        bool
 }
 
 type reply struct {
@@ -97,11 +95,12 @@ func (k *sock) Init(s *ferry.Socket) {
 	}
 	k.reqs = make(map[uint32]*rctx)
 	k.nextID = rand.Uint32()
+	k.resends.Init(k.fire)
 	k.def = k.newCtx()
 }
 
 func (k *sock) newCtx() *rctx {
-	return &rctx{sk: k, hidx: -1, replies: make(chan reply, 1), closedc: make(chan struct{})}
+	return &rctx{sk: k, replies: make(chan reply, 1), closedc: make(chan struct{})}
 }
 
 func (k *sock) OpenContext() (ferry.ProtoContext, error) {
@@ -146,11 +145,10 @@ func (k *sock) RemovePipe(p *ferry.Pipe) {
 	for _, c := range k.reqs {
 		if c.pipe == p && c.req != nil {
 			c.pipe = nil
-			c.resendAt = now
-			k.schedule(c)
+			k.resends.Set(c, now)
 		}
 	}
-	k.armTimer(now)
+	k.resends.Arm(now)
 }
 
 func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
@@ -225,9 +223,7 @@ func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
 func (k *sock) Close() {
 	k.mu.Lock()
 	k.closed = true
-	if k.timer != nil {
-		k.timer.Stop()
-	}
+	k.resends.Stop()
 	for _, c := range k.reqs {
 		c.finish()
 	}
@@ -250,29 +246,6 @@ func (k *sock) newID() uint32 {
 	}
 }
 
-// schedule puts c in the resend heap at c.resendAt. k.mu must be held.
-func (k *sock) schedule(c *rctx) {
-	if c.hidx >= 0 {
-		heap.Fix(&k.resends, c.hidx)
-	} else {
-		heap.Push(&k.resends, c)
-	}
-}
-
-// armTimer points the socket's one timer at the earliest resend.
-// k.mu must be held.
-func (k *sock) armTimer(now time.Time) {
-	if len(k.resends) == 0 || k.closed {
-		return
-	}
-	d := k.resends[0].resendAt.Sub(now)
-	if k.timer == nil {
-		k.timer = time.AfterFunc(d, k.fire)
-	} else {
-		k.timer.Reset(d)
-	}
-}
-
 // fire resends every request that is due.
 func (k *sock) fire() {
 	k.mu.Lock()
@@ -281,25 +254,27 @@ func (k *sock) fire() {
 		return
 	}
 	now := time.Now()
-	for len(k.resends) > 0 && !k.resends[0].resendAt.After(now) {
-		c := k.resends[0]
+	for {
+		c, ok := k.resends.First()
+		if !ok || c.At.After(now) {
+			break
+		}
 		cp := ferry.CopyMsg(c.req)
 		select {
 		case k.sendq <- cp:
 			k.s.CountQueued(1)
 			c.pipe = nil
 			if k.resendTime <= 0 { // timer resends are off; pipe loss still resends
-				heap.Remove(&k.resends, 0)
+				k.resends.Remove(c)
 				continue
 			}
-			c.resendAt = now.Add(k.resendTime)
+			k.resends.Set(c, now.Add(k.resendTime))
 		default: // queue full: try again shortly
 			ferry.RecycleMsg(cp)
-			c.resendAt = now.Add(10 * time.Millisecond)
+			k.resends.Set(c, now.Add(10*time.Millisecond))
 		}
-		heap.Fix(&k.resends, 0)
 	}
-	k.armTimer(now)
+	k.resends.Arm(now)
 }
 
 // finish ends c's outstanding request, if any: forgets the id, drops the
@@ -310,9 +285,7 @@ func (c *rctx) finish() {
 		delete(k.reqs, c.id)
 		c.id = 0
 	}
-	if c.hidx >= 0 {
-		heap.Remove(&k.resends, c.hidx)
-	}
+	k.resends.Remove(c)
 	if c.req != nil {
 		ferry.RecycleMsg(c.req)
 		c.req = nil
@@ -369,10 +342,9 @@ func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
 	c.req = m
 	if k.resendTime > 0 {
 		now := time.Now()
-		c.resendAt = now.Add(k.resendTime)
-		k.schedule(c)
-		if c.hidx == 0 {
-			k.armTimer(now)
+		k.resends.Set(c, now.Add(k.resendTime))
+		if first, _ := k.resends.First(); first == c {
+			k.resends.Arm(now)
 		}
 	}
 	return nil
@@ -439,25 +411,5 @@ func (c *rctx) Close() {
 	close(c.closedc)
 }
 
-// resendHeap orders outstanding requests by resend time.
-type resendHeap []*rctx
-
-func (h resendHeap) Len() int           { return len(h) }
-func (h resendHeap) Less(i, j int) bool { return h[i].resendAt.Before(h[j].resendAt) }
-func (h resendHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = i, j
-}
-func (h *resendHeap) Push(x any) {
-	c := x.(*rctx)
-	c.hidx = len(*h)
-	*h = append(*h, c)
-}
-func (h *resendHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	old[len(old)-1] = nil // no reference kept in the spare slot
-	c.hidx = -1
-	*h = old[:len(old)-1]
-	return c
-}
+// DeadlineItem makes a context schedulable in the socket's resend queue.
+func (c *rctx) DeadlineItem() *deadline.Item { return &c.Item }

@@ -17,7 +17,6 @@
 package surveyor
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
+	"github.com/ferrymq/ferry/internal/deadline"
 	"github.com/ferrymq/ferry/internal/fanout"
 )
 
@@ -61,21 +61,19 @@ type sock struct {
 	mu      sync.Mutex // guards the fields below and every sctx's fields
 	nextID  uint32
 	surveys map[uint32]*sctx
-	expiry  expiryHeap
-	timer   *time.Timer
+	expiry  deadline.Queue[*sctx] // running surveys by expiry
 	closed  bool
 	def     *sctx
 }
 
 type sctx struct {
-	sk       *sock
-	id       uint32 // current survey, 0 if none
-	deadline time.Time
-	hidx     int
-	waiting  atomic.Int32
-	replies  chan *ferry.Msg
-	closedc  chan struct{}
-	closed   bool
+	sk            *sock
+	id            uint32 // current survey, 0 if none
+	deadline.Item        // expiry of the current survey, when queued
+	waiting       atomic.Int32
+	replies       chan *ferry.Msg
+	closedc       chan struct{}
+	closed        bool
 }
 
 func (k *sock) Info() ferry.ProtocolInfo {
@@ -94,11 +92,12 @@ func (k *sock) Init(s *ferry.Socket) {
 	k.out.Init(s, fanout.DropNew)
 	k.surveys = make(map[uint32]*sctx)
 	k.nextID = rand.Uint32()
+	k.expiry.Init(k.fire)
 	k.def = k.newCtx()
 }
 
 func (k *sock) newCtx() *sctx {
-	return &sctx{sk: k, hidx: -1, replies: make(chan *ferry.Msg, k.rlen), closedc: make(chan struct{})}
+	return &sctx{sk: k, replies: make(chan *ferry.Msg, k.rlen), closedc: make(chan struct{})}
 }
 
 func (k *sock) OpenContext() (ferry.ProtoContext, error) {
@@ -196,28 +195,13 @@ func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
 func (k *sock) Close() {
 	k.mu.Lock()
 	k.closed = true
-	if k.timer != nil {
-		k.timer.Stop()
-	}
+	k.expiry.Stop()
 	for _, c := range k.surveys {
 		c.end()
 	}
 	k.mu.Unlock()
 	for len(k.rawq) > 0 {
 		ferry.RecycleMsg(<-k.rawq)
-	}
-}
-
-// armTimer points the socket's timer at the earliest expiry. k.mu held.
-func (k *sock) armTimer(now time.Time) {
-	if len(k.expiry) == 0 || k.closed {
-		return
-	}
-	d := k.expiry[0].deadline.Sub(now)
-	if k.timer == nil {
-		k.timer = time.AfterFunc(d, k.fire)
-	} else {
-		k.timer.Reset(d)
 	}
 }
 
@@ -229,8 +213,11 @@ func (k *sock) fire() {
 		return
 	}
 	now := time.Now()
-	for len(k.expiry) > 0 && !k.expiry[0].deadline.After(now) {
-		c := k.expiry[0]
+	for {
+		c, ok := k.expiry.First()
+		if !ok || c.At.After(now) {
+			break
+		}
 		c.end()
 		if c.waiting.Load() > 0 {
 			select {
@@ -239,7 +226,7 @@ func (k *sock) fire() {
 			}
 		}
 	}
-	k.armTimer(now)
+	k.expiry.Arm(now)
 }
 
 // end finishes c's survey: the id is forgotten and queued responses are
@@ -250,9 +237,7 @@ func (c *sctx) end() {
 		delete(k.surveys, c.id)
 		c.id = 0
 	}
-	if c.hidx >= 0 {
-		heap.Remove(&k.expiry, c.hidx)
-	}
+	k.expiry.Remove(c)
 	for len(c.replies) > 0 {
 		if m := <-c.replies; m != expiredMark && m != canceledMark {
 			ferry.RecycleMsg(m)
@@ -275,10 +260,9 @@ func (c *sctx) Send(ctx context.Context, m *ferry.Msg) error {
 	c.id = id
 	k.surveys[id] = c
 	now := time.Now()
-	c.deadline = now.Add(k.surveyTime)
-	heap.Push(&k.expiry, c)
-	if c.hidx == 0 {
-		k.armTimer(now)
+	k.expiry.Set(c, now.Add(k.surveyTime))
+	if first, _ := k.expiry.First(); first == c {
+		k.expiry.Arm(now)
 	}
 	m.Header = m.Header[:0]
 	m.AppendHeaderU32(id)
@@ -344,24 +328,5 @@ func (c *sctx) Close() {
 	}
 }
 
-type expiryHeap []*sctx
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h expiryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = i, j
-}
-func (h *expiryHeap) Push(x any) {
-	c := x.(*sctx)
-	c.hidx = len(*h)
-	*h = append(*h, c)
-}
-func (h *expiryHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	old[len(old)-1] = nil
-	c.hidx = -1
-	*h = old[:len(old)-1]
-	return c
-}
+// DeadlineItem makes a context schedulable in the socket's expiry queue.
+func (c *sctx) DeadlineItem() *deadline.Item { return &c.Item }
