@@ -122,7 +122,12 @@ func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg
 		}
 		reply.Reset()
 		st.InFlight.Add(1)
-		err := run(hctx, cfg.Pool, func() error { return call(hctx, h, &req, &reply) })
+		var err error
+		if cfg.Pool == nil {
+			err = call(hctx, h, &req, &reply) // no closure: nothing allocated per request
+		} else {
+			err = run(hctx, cfg.Pool, func() error { return call(hctx, h, &req, &reply) })
+		}
 		st.InFlight.Add(-1)
 		if sem != nil {
 			<-sem
@@ -194,6 +199,15 @@ func (s *Socket) Consume(ctx context.Context, h func(ctx context.Context, m *Msg
 		wg.Go(func() {
 			var m Msg
 			defer m.Free()
+			// One closure per worker, not per message.
+			handle := func() (err error) {
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, r, debug.Stack())
+					}
+				}()
+				return h(hctx, &m)
+			}
 			for {
 				if err := s.RecvMsg(ctx, &m); err != nil {
 					if errors.Is(err, ErrClosed) {
@@ -202,14 +216,7 @@ func (s *Socket) Consume(ctx context.Context, h func(ctx context.Context, m *Msg
 					return
 				}
 				cfg.Stats.InFlight.Add(1)
-				err := run(hctx, cfg.Pool, func() (err error) {
-					defer func() {
-						if r := recover(); r != nil {
-							err = fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, r, debug.Stack())
-						}
-					}()
-					return h(hctx, &m)
-				})
+				err := run(hctx, cfg.Pool, handle)
 				cfg.Stats.InFlight.Add(-1)
 				switch {
 				case err == nil:

@@ -3,9 +3,8 @@
 //	ferry demo           a PAIR1 exchange over tcp on loopback
 //	ferry cat            nngcat's command line (see docs/cat.md)
 //	ferry stress         the five failure classes at scale, pass/fail table
+//	ferry bench          latency and throughput per pattern, transport and size
 //	ferry help [command] help for a command
-//
-// bench is to come.
 package main
 
 import (
@@ -26,6 +25,7 @@ var commands = []command{
 	{"demo", "a tour on loopback: PAIR1 over tcp", demoUsage, runDemo, false},
 	{"stress", "the five failure classes at scale, with a pass/fail table", stressUsage, runStress, false},
 	{"cat", "nngcat-compatible: send and print messages", catUsage, runCat, true},
+	{"bench", "latency and throughput per pattern, transport and size", benchUsage, runBench, false},
 }
 
 func main() {

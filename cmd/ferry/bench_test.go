@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry/internal/testutil"
+)
+
+// TestBenchQuick runs `ferry bench --quick` on every pattern over inproc,
+// ipc and tcp at two sizes: the table and the JSON document must hold a
+// row for each, with positive figures, and the tcp rows a ratio to the
+// raw-TCP floor.
+func TestBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	defer func(w io.Writer) { benchProgress = w }(benchProgress)
+	benchProgress = io.Discard
+	args := []string{"bench", "--quick", "--patterns", "pair,pushpull,reqrep,pubsub",
+		"--transports", "inproc,ipc,tcp", "--sizes", "64,64k", "--duration", "20ms"}
+
+	var out, errOut bytes.Buffer
+	if code := run(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
+	}
+	table := out.String()
+	rows := map[string][]string{}
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) >= 8 {
+			rows[f[0]+"/"+f[1]+"/"+f[2]+f[3]] = f
+		}
+	}
+	want := func(pattern, tr, size string) {
+		t.Helper()
+		f, ok := rows[pattern+"/"+tr+"/"+strings.ReplaceAll(size, " ", "")]
+		if !ok {
+			t.Errorf("table lacks %s %s %s:\n%s", pattern, tr, size, table)
+			return
+		}
+		if f[6] == "0" || strings.HasPrefix(f[6], "0.0") || strings.HasPrefix(f[7], "0.0") {
+			t.Errorf("%s %s %s: no throughput: %v", pattern, tr, size, f)
+		}
+		if tr == "tcp" && len(f) < 10 {
+			t.Errorf("%s %s %s: no x floor figures: %v", pattern, tr, size, f)
+		}
+	}
+	for _, size := range []string{"64 B", "64 KiB"} {
+		want("raw", "tcp", size)
+		for _, p := range benchPatterns {
+			for _, tr := range []string{"inproc", "ipc", "tcp"} {
+				want(p, tr, size)
+			}
+		}
+	}
+
+	out.Reset()
+	if code := run(append(args, "--json"), &out, &errOut); code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, errOut.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("--json does not parse: %v\n%s", err, out.String())
+	}
+	got := map[string]bool{}
+	for _, r := range rep.Results {
+		key := fmt.Sprintf("%s/%s/%d", r.Pattern, r.Transport, r.Size)
+		got[key] = true
+		if r.ErrString != "" || r.Samples < 1 || r.P50ns <= 0 || r.P99ns < r.P50ns || r.Msgs < 1 || r.MsgsPerS <= 0 || r.MBPerS <= 0 {
+			t.Errorf("%s: bad figures: %+v", key, r)
+		}
+		if r.Transport == "tcp" && !r.Floor && (r.LatXF <= 0 || r.TputXF <= 0) {
+			t.Errorf("%s: no ratio to the floor: %+v", key, r)
+		}
+	}
+	if len(rep.Results) != 2+2*4*3 || len(got) != len(rep.Results) {
+		t.Errorf("--json has %d results (%d distinct), want %d", len(rep.Results), len(got), 2+2*4*3)
+	}
+}
+
+func TestBenchErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--bogus"}, "flag provided but not defined"},
+		{[]string{"bench", "--patterns", "bus"}, `--patterns: unknown "bus"`},
+		{[]string{"bench", "--transports", "udp"}, `--transports: unknown "udp"`},
+		{[]string{"bench", "--sizes", "0"}, `--sizes: bad size "0"`},
+		{[]string{"bench", "--sizes", "12x"}, `--sizes: bad size "12x"`},
+		{[]string{"bench", "--sizes", "65m"}, `--sizes: bad size "65m"`},
+		{[]string{"bench", "--duration", "0s"}, "--duration 0s: must be > 0"},
+		{[]string{"bench", "--duration", "soon"}, "invalid value"},
+		{[]string{"bench", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := run(tt.args, &out, &errOut)
+		if code != 1 || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 1, %q", tt.args, code, errOut.String(), tt.want)
+		}
+		if lines := strings.Count(errOut.String(), "\n"); lines != 1 {
+			t.Errorf("%v: error is not one line: %q", tt.args, errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"help", "bench"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ferry bench --quick") || !strings.Contains(out.String(), "To come") {
+		t.Errorf("help bench: exit %d\n%s", code, out.String())
+	}
+}
+
+// TestBenchAllocs: the throughput loops reuse one Msg per side, so a
+// stream of messages allocates (next to) nothing per message.
+func TestBenchAllocs(t *testing.T) {
+	if testing.Short() || testutil.Race {
+		t.Skip("short or race")
+	}
+	for _, tc := range []struct {
+		pattern, tr string
+		limit       float64
+	}{{"pair", "inproc", 0.05}, {"pair", "tcp", 0.05}, {"pushpull", "tcp", 0.05}, {"pubsub", "tcp", 0.05}, {"reqrep", "tcp", 0.05}} {
+		o := &benchOpts{dur: 200 * time.Millisecond, warm: 20 * time.Millisecond, minMsgs: 2}
+		var r benchResult
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if err := benchThroughput(context.Background(), o, tc.pattern, tc.tr, make([]byte, 64), &r); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		per := float64(after.Mallocs-before.Mallocs) / float64(r.Msgs)
+		t.Logf("%s/%s: %d msgs, %.4f allocs/msg", tc.pattern, tc.tr, r.Msgs, per)
+		if per > tc.limit {
+			t.Errorf("%s/%s: %.3f allocs per message", tc.pattern, tc.tr, per)
+		}
+	}
+}
+
+// TestBenchMoreTransports: ws, and tls+tcp, wss and quic with the
+// in-memory certificate, give figures too.
+func TestBenchMoreTransports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	defer func(w io.Writer) { benchProgress = w }(benchProgress)
+	benchProgress = io.Discard
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "--quick", "--json", "--patterns", "pair,reqrep", "--transports", "ws,tls+tcp,wss,quic", "--sizes", "64", "--duration", "20ms"}
+	if code := run(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 8 {
+		t.Fatalf("%d results, want 8", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.P50ns <= 0 || r.MsgsPerS <= 0 {
+			t.Errorf("%s/%s: bad figures: %+v", r.Pattern, r.Transport, r)
+		}
+	}
+}
