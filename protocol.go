@@ -44,3 +44,37 @@ type Protocol interface {
 // typed helpers (sub.Subscribe asserts it to its own type). Users have no
 // need for it: calling its methods bypasses the socket's bookkeeping.
 func (s *Socket) Proto() any { return s.proto }
+
+// Deliver queues m, which arrived on p, for the socket's receivers. It
+// waits while q is full (holding back the pipe's reader) and frees m if p
+// or the socket closes first. For Protocol.Receive.
+func Deliver(p *Pipe, q chan<- *Msg, m *Msg) {
+	select {
+	case q <- m:
+	case <-p.closing:
+		recycle(m)
+	case <-p.s.closed:
+		recycle(m)
+	}
+}
+
+// Take returns the next message from q. A message already queued wins over
+// a ctx that has ended. It fails with ErrClosed when the socket closes or
+// done (a context's own close; nil for none) is closed. For Protocol.Recv.
+func Take(ctx context.Context, s *Socket, q <-chan *Msg, done <-chan struct{}) (*Msg, error) {
+	select {
+	case m := <-q:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-q:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctxErr(ctx)
+	case <-done:
+		return nil, ErrClosed
+	case <-s.closed:
+		return nil, ErrClosed
+	}
+}

@@ -99,13 +99,7 @@ func (p *proto) Receive(pp *ferry.Pipe, m *ferry.Msg) {
 			m.AppendHeaderU32(hops)
 		}
 	}
-	select {
-	case p.recvq <- m:
-	case <-pp.Closing():
-		ferry.RecycleMsg(m)
-	case <-p.s.Closed():
-		ferry.RecycleMsg(m)
-	}
+	ferry.Deliver(pp, p.recvq, m)
 }
 
 func (p *proto) Send(ctx context.Context, m *ferry.Msg) error {
@@ -141,19 +135,7 @@ func (p *proto) Send(ctx context.Context, m *ferry.Msg) error {
 }
 
 func (p *proto) Recv(ctx context.Context) (*ferry.Msg, error) {
-	select {
-	case m := <-p.recvq:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-p.recvq:
-		return m, nil
-	case <-ctx.Done():
-		return nil, ferry.CtxErr(ctx)
-	case <-p.s.Closed():
-		return nil, ferry.ErrClosed
-	}
+	return ferry.Take(ctx, p.s, p.recvq, nil)
 }
 
 func (p *proto) Close() {

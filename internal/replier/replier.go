@@ -118,13 +118,7 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 	} else {
 		m.Header, m.Body = m.Body[:n], m.Body[n:]
 	}
-	select {
-	case k.recvq <- m:
-	case <-p.Closing():
-		ferry.RecycleMsg(m)
-	case <-k.s.Closed():
-		ferry.RecycleMsg(m)
-	}
+	ferry.Deliver(p, k.recvq, m)
 }
 
 func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {

@@ -60,13 +60,7 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 		m.Header = m.Header[:0]
 		m.AppendHeaderU32(p.ID())
 	}
-	select {
-	case k.recvq <- m:
-	case <-p.Closing():
-		ferry.RecycleMsg(m)
-	case <-k.s.Closed():
-		ferry.RecycleMsg(m)
-	}
+	ferry.Deliver(p, k.recvq, m)
 }
 
 func (k *sock) Send(_ context.Context, m *ferry.Msg) error {
@@ -80,19 +74,7 @@ func (k *sock) Send(_ context.Context, m *ferry.Msg) error {
 }
 
 func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
-	select {
-	case m := <-k.recvq:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-k.recvq:
-		return m, nil
-	case <-ctx.Done():
-		return nil, ferry.CtxErr(ctx)
-	case <-k.s.Closed():
-		return nil, ferry.ErrClosed
-	}
+	return ferry.Take(ctx, k.s, k.recvq, nil)
 }
 
 func (k *sock) Close() {

@@ -46,31 +46,13 @@ func (k *sock) AddPipe(*ferry.Pipe) error { return nil }
 func (k *sock) RemovePipe(*ferry.Pipe)    {}
 
 func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
-	select {
-	case k.recvq <- m:
-	case <-p.Closing():
-		ferry.RecycleMsg(m)
-	case <-k.s.Closed():
-		ferry.RecycleMsg(m)
-	}
+	ferry.Deliver(p, k.recvq, m)
 }
 
 func (k *sock) Send(context.Context, *ferry.Msg) error { return ferry.ErrNotSupported }
 
 func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
-	select {
-	case m := <-k.recvq:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-k.recvq:
-		return m, nil
-	case <-ctx.Done():
-		return nil, ferry.CtxErr(ctx)
-	case <-k.s.Closed():
-		return nil, ferry.ErrClosed
-	}
+	return ferry.Take(ctx, k.s, k.recvq, nil)
 }
 
 func (k *sock) Close() {

@@ -132,13 +132,7 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 			return
 		}
 		m.Header, m.Body = m.Body[:n], m.Body[n:]
-		select {
-		case k.rawq <- m:
-		case <-p.Closing():
-			ferry.RecycleMsg(m)
-		case <-k.s.Closed():
-			ferry.RecycleMsg(m)
-		}
+		ferry.Deliver(p, k.rawq, m)
 		return
 	}
 	id, ok := m.TrimBodyU32()
@@ -180,14 +174,7 @@ func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {
 
 func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
 	if k.raw {
-		select {
-		case m := <-k.rawq:
-			return m, nil
-		case <-ctx.Done():
-			return nil, ferry.CtxErr(ctx)
-		case <-k.s.Closed():
-			return nil, ferry.ErrClosed
-		}
+		return ferry.Take(ctx, k.s, k.rawq, nil)
 	}
 	return k.def.Recv(ctx)
 }
