@@ -24,11 +24,18 @@ var pairs = []struct {
 // connect returns a listening and a dialing socket joined over scheme.
 func connect(t testing.TB, scheme string, mk newSock, cfg ferry.SocketConfig) (ls, ds *ferry.Socket) {
 	t.Helper()
-	ls, err := mk(cfg)
+	return connectWith(t, scheme, mk, mk, cfg)
+}
+
+// connectWith joins a socket made by mkL, listening, and one made by mkD,
+// dialing; both close when the test ends.
+func connectWith(t testing.TB, scheme string, mkL, mkD newSock, cfg ferry.SocketConfig) (ls, ds *ferry.Socket) {
+	t.Helper()
+	ls, err := mkL(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, err = mk(cfg)
+	ds, err = mkD(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

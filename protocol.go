@@ -49,12 +49,31 @@ func (s *Socket) Proto() any { return s.proto }
 // waits while q is full (holding back the pipe's reader) and frees m if p
 // or the socket closes first. For Protocol.Receive.
 func Deliver(p *Pipe, q chan<- *Msg, m *Msg) {
+	select { // fast path: one channel, no select locking
+	case q <- m:
+		return
+	default:
+	}
 	select {
 	case q <- m:
 	case <-p.closing:
 		recycle(m)
 	case <-p.s.closed:
 		recycle(m)
+	}
+}
+
+// DrainQueue hands every message left in q to f, never waiting: a Recv
+// racing the drain may take some first, and the drain must not then block
+// (that was a Close that hung forever). For Protocol.Close and RemovePipe.
+func DrainQueue(q chan *Msg, f func(*Msg)) {
+	for {
+		select {
+		case m := <-q:
+			f(m)
+		default:
+			return
+		}
 	}
 }
 

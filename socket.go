@@ -172,6 +172,11 @@ func (s *Socket) sendable() error {
 }
 
 func (s *Socket) recv(ctx context.Context, recv recvFunc) (*Msg, error) {
+	select { // a closing socket hands out nothing more, even if some is queued
+	case <-s.closed:
+		return nil, ErrClosed
+	default:
+	}
 	ctx, cancel := withTimeout(ctx, s.cfg.RecvTimeout)
 	m, err := recv(ctx)
 	if cancel != nil {

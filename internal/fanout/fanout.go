@@ -74,8 +74,8 @@ func (f *Set) Remove(p *ferry.Pipe) {
 		}
 	}
 	f.mu.Unlock()
-	for q != nil && len(q) > 0 {
-		f.drop(p, <-q)
+	if q != nil {
+		ferry.DrainQueue(q, func(m *ferry.Msg) { f.drop(p, m) })
 	}
 }
 
@@ -148,8 +148,6 @@ func (f *Set) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, e := range f.pipes {
-		for len(e.q) > 0 {
-			ferry.RecycleMsg(<-e.q)
-		}
+		ferry.DrainQueue(e.q, ferry.RecycleMsg)
 	}
 }

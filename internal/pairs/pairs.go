@@ -140,8 +140,6 @@ func (p *proto) Recv(ctx context.Context) (*ferry.Msg, error) {
 
 func (p *proto) Close() {
 	for _, q := range []chan *ferry.Msg{p.sendq, p.recvq} {
-		for len(q) > 0 {
-			ferry.RecycleMsg(<-q)
-		}
+		ferry.DrainQueue(q, ferry.RecycleMsg)
 	}
 }

@@ -93,9 +93,7 @@ func (k *sock) RemovePipe(p *ferry.Pipe) {
 	delete(k.pipes, p.ID())
 	k.mu.Unlock()
 	q := p.ProtoData.(chan *ferry.Msg)
-	for len(q) > 0 {
-		k.s.DiscardSent(<-q)
-	}
+	ferry.DrainQueue(q, k.s.DiscardSent)
 }
 
 func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
@@ -151,9 +149,7 @@ func (k *sock) sendRaw(ctx context.Context, m *ferry.Msg) error {
 func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) { return k.def.Recv(ctx) }
 
 func (k *sock) Close() {
-	for len(k.recvq) > 0 {
-		ferry.RecycleMsg(<-k.recvq)
-	}
+	ferry.DrainQueue(k.recvq, ferry.RecycleMsg)
 }
 
 func (c *pctx) Recv(ctx context.Context) (*ferry.Msg, error) {

@@ -79,7 +79,5 @@ func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
 
 func (k *sock) Close() {
 	k.pipes.Close()
-	for len(k.recvq) > 0 {
-		ferry.RecycleMsg(<-k.recvq)
-	}
+	ferry.DrainQueue(k.recvq, ferry.RecycleMsg)
 }

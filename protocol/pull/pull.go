@@ -56,7 +56,5 @@ func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
 }
 
 func (k *sock) Close() {
-	for len(k.recvq) > 0 {
-		ferry.RecycleMsg(<-k.recvq)
-	}
+	ferry.DrainQueue(k.recvq, ferry.RecycleMsg)
 }

@@ -119,9 +119,7 @@ func (k *sock) RemovePipe(p *ferry.Pipe) {
 		return
 	}
 	k.blMu.Lock()
-	for len(d.q) > 0 {
-		k.backlog = append(k.backlog, <-d.q)
-	}
+	ferry.DrainQueue(d.q, func(m *ferry.Msg) { k.backlog = append(k.backlog, m) })
 	k.blLen.Store(int32(len(k.backlog)))
 	k.blMu.Unlock()
 	k.flush()
@@ -206,9 +204,7 @@ func (k *sock) Recv(context.Context) (*ferry.Msg, error) { return nil, ferry.Err
 func (k *sock) Close() {
 	k.mu.Lock()
 	for _, d := range k.pipes {
-		for len(d.q) > 0 {
-			ferry.RecycleMsg(<-d.q)
-		}
+		ferry.DrainQueue(d.q, ferry.RecycleMsg)
 	}
 	k.mu.Unlock()
 	k.blMu.Lock()

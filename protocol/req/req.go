@@ -216,9 +216,7 @@ func (k *sock) Close() {
 	}
 	k.mu.Unlock()
 	for _, q := range []chan *ferry.Msg{k.sendq, k.rawq} {
-		for len(q) > 0 {
-			ferry.RecycleMsg(<-q)
-		}
+		ferry.DrainQueue(q, ferry.RecycleMsg)
 	}
 }
 

@@ -187,9 +187,7 @@ func (k *sock) Close() {
 		c.end()
 	}
 	k.mu.Unlock()
-	for len(k.rawq) > 0 {
-		ferry.RecycleMsg(<-k.rawq)
-	}
+	ferry.DrainQueue(k.rawq, ferry.RecycleMsg)
 }
 
 // fire ends every survey whose time is up.
@@ -225,11 +223,11 @@ func (c *sctx) end() {
 		c.id = 0
 	}
 	k.expiry.Remove(c)
-	for len(c.replies) > 0 {
-		if m := <-c.replies; m != expiredMark && m != canceledMark {
+	ferry.DrainQueue(c.replies, func(m *ferry.Msg) {
+		if m != expiredMark && m != canceledMark {
 			ferry.RecycleMsg(m)
 		}
-	}
+	})
 }
 
 func (c *sctx) Send(ctx context.Context, m *ferry.Msg) error {
