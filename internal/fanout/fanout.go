@@ -11,6 +11,7 @@
 package fanout
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/ferrymq/ferry"
@@ -131,6 +132,11 @@ func (f *Set) put(e entry, m *ferry.Msg) {
 			f.drop(e.p, old)
 		default:
 		}
+		// The queue was full: this sender is outrunning the pipe's writer.
+		// Yield, or a sender in a tight loop keeps winning the queue's
+		// lock from the writer and delivery collapses (measured: one
+		// subscriber fell to ~10k msg/s from 1M+).
+		runtime.Gosched()
 	}
 }
 

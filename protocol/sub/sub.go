@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -205,6 +206,10 @@ func (c *sctx) put(p *ferry.Pipe, m *ferry.Msg) {
 			p.CountDrop()
 		default:
 		}
+		// Full: the receiver is behind. Yield so that it can run (it may
+		// be waiting on this very processor); dropping never blocks, so
+		// without this a busy pipe reader starves it until preemption.
+		runtime.Gosched()
 	}
 }
 
