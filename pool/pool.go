@@ -416,6 +416,9 @@ func panicError(v any) *PanicError {
 // goexited accounts for a worker ended by a task's runtime.Goexit and,
 // if queued tasks now lack a worker, starts a replacement.
 func (p *Pool) goexited() {
+	// This goroutine no longer counts as a worker before any replacement
+	// starts: Metrics never shows more workers than the limit.
+	p.m.workers.Add(-1)
 	p.mu.Lock()
 	p.running--
 	if p.q.len() > 0 && p.running < p.maxW {
@@ -425,7 +428,7 @@ func (p *Pool) goexited() {
 		}
 	}
 	p.mu.Unlock()
-	p.exited()
+	p.release()
 }
 
 // reapTicks is the number of reaper ticks per idle timeout. A worker
