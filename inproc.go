@@ -153,6 +153,12 @@ func (c *inprocConn) send(batch []*Msg) error {
 	for i, m := range batch {
 		m.joinHeader() // the receiver sees the SP payload as a stream peer would
 		m.pipe = nil
+		select { // fast path: room in the peer's queue
+		case c.peer.in <- m:
+			batch[i] = nil
+			continue
+		default:
+		}
 		select {
 		case c.peer.in <- m:
 			batch[i] = nil

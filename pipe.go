@@ -41,6 +41,15 @@ type Pipe struct {
 	admitted atomic.Bool
 	ctr      pipeCounters
 
+	// Direct writes (SendDirect): wmu is held by whoever writes on c, the
+	// writer goroutine or a sender writing directly; kick wakes the writer
+	// when a direct write left bytes over; lastTx spaces direct writes.
+	wmu    sync.Mutex
+	dc     directConn // c, if it can write without waiting; else nil
+	kick   chan struct{}
+	lastTx atomic.Int64
+	one    [1]*Msg // a direct write's batch, for onSend; guarded by wmu
+
 	// ProtoData is the protocol's own per-pipe state. Set it in AddPipe;
 	// the socket never touches it.
 	ProtoData any
@@ -60,6 +69,90 @@ type pipeConn interface {
 	closeWrite()
 	localAddr() string
 	remoteAddr() string
+}
+
+// directConn is a pipeConn that can write a message from any goroutine
+// without waiting (tcp, ipc). Both methods are called with the pipe's wmu
+// held.
+type directConn interface {
+	// writeNow writes m's frame if the kernel takes at least part of it at
+	// once; a part it did not take is kept for flushRest and partial is
+	// true. ok is false, nothing written, otherwise.
+	writeNow(m *Msg) (ok, partial bool)
+	// flushRest writes, waiting, what a partial writeNow left; had says
+	// whether there was any.
+	flushRest() (had bool, err error)
+	// dropRest forgets it (the pipe is closing); had as for flushRest.
+	dropRest() (had bool)
+	canDirect() bool
+}
+
+// directGap: a send that follows the previous one on the pipe sooner than
+// this goes through the queue, so that a stream of messages is batched by
+// the writer; a lone message (a request, a reply, a ping) is written at
+// once.
+const directGap = 5 * time.Microsecond
+
+// SendDirect writes m on p from the calling goroutine, skipping the queue
+// and the writer's wake-up, when that can neither reorder nor block
+// anything: m is the only message its socket has accepted and not
+// written, the previous send on p was at least directGap ago, nobody is
+// writing on p, and the kernel takes the bytes at once. It reports whether
+// p took m; then m is p's and the caller must not touch it, as after a
+// queue hand-off. Stream transports over tcp and ipc support it; on
+// others it always reports false. For Protocol.Send implementations.
+func (p *Pipe) SendDirect(m *Msg) bool {
+	if p.dc == nil || p.s.unsent.Load() != 1 {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if last := p.lastTx.Swap(now); now-last < int64(directGap) {
+		return false
+	}
+	if !p.wmu.TryLock() {
+		return false
+	}
+	defer p.wmu.Unlock()
+	select {
+	case <-p.closing:
+		return false
+	default:
+	}
+	if p.onSend != nil {
+		p.one[0] = m
+		p.onSend(p, p.one[:])
+		p.one[0] = nil
+	}
+	ok, partial := p.dc.writeNow(m)
+	if !ok {
+		return false
+	}
+	n := uint64(len(m.Header) + len(m.Body))
+	recycle(m)
+	if partial { // still unsent until the writer has written the rest
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	} else {
+		p.s.unsent.Add(-1)
+	}
+	p.ctr.msgsOut.Add(1)
+	p.ctr.bytesOut.Add(n)
+	p.ctr.direct.Add(1)
+	return true
+}
+
+// flushRest writes what a partial direct write left. p.wmu must be held.
+func (p *Pipe) flushRest() error {
+	if p.dc == nil {
+		return nil
+	}
+	had, err := p.dc.flushRest()
+	if had {
+		p.s.unsent.Add(-1) // written, or lost with this pipe
+	}
+	return err
 }
 
 // A writer takes at most maxBatch messages or about maxBatchBytes from its
@@ -152,6 +245,9 @@ func (s *Socket) startPipe(c pipeConn, d *Dialer, l *Listener, hs time.Duration)
 		wdone:   make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	if dc, ok := c.(directConn); ok && dc.canDirect() {
+		p.dc, p.kick = dc, make(chan struct{}, 1)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.goLocked(p.run) {
@@ -236,18 +332,43 @@ func (p *Pipe) readLoop() {
 func (p *Pipe) writeLoop() {
 	defer p.s.wg.Done()
 	defer close(p.wdone)
-	batch := make([]*Msg, 0, maxBatch)
+	defer func() { // a direct write's rest is lost with the pipe
+		if p.dc != nil {
+			p.wmu.Lock()
+			if p.dc.dropRest() {
+				p.s.unsent.Add(-1)
+			}
+			p.wmu.Unlock()
+		}
+	}()
+	batch := make([]*Msg, 0, 8) // grows to maxBatch only if batches do: idle pipes stay small
 	for {
 		select {
 		case <-p.closing:
 			return
 		default:
 		}
-		select {
+		select { // fast path: something is queued; no select locking
 		case m := <-p.sendq:
 			batch = append(batch, m)
-		case <-p.closing:
-			return
+		default:
+		}
+		if len(batch) == 0 {
+			select {
+			case m := <-p.sendq:
+				batch = append(batch, m)
+			case <-p.kick:
+				p.wmu.Lock()
+				err := p.flushRest()
+				p.wmu.Unlock()
+				if err != nil {
+					p.closeWith(writeReason(err), err)
+					return
+				}
+				continue
+			case <-p.closing:
+				return
+			}
 		}
 		bytes := uint64(len(batch[0].Header) + len(batch[0].Body))
 	fill: // a batch is bounded in count and bytes: it is memory a stuck peer holds
@@ -261,10 +382,15 @@ func (p *Pipe) writeLoop() {
 			}
 		}
 		n := len(batch)
-		if p.onSend != nil {
-			p.onSend(p, batch)
+		p.wmu.Lock()
+		err := p.flushRest()
+		if err == nil {
+			if p.onSend != nil {
+				p.onSend(p, batch)
+			}
+			err = p.c.send(batch)
 		}
-		err := p.c.send(batch)
+		p.wmu.Unlock()
 		for i, m := range batch {
 			if m != nil {
 				recycle(m)
@@ -327,7 +453,16 @@ type streamConn struct {
 	fr *wire.Reader  // reader-owned; limit fixed at the first recv
 	wt time.Duration // write timeout; <= 0 for none
 
-	// writer-owned:
+	rc syscall.RawConn // for direct writes; nil if the conn has none
+	// dfn writes dbuf, leaving dn and derr: made once, so a direct write
+	// allocates no closure.
+	dfn  func(fd uintptr) bool
+	dbuf []byte
+	dn   int
+	derr error
+
+	// writer-owned (held under the pipe's wmu):
+	rest   []byte    // what a partial direct write left, a tail of sc
 	lastWD time.Time // when the write deadline was last pushed out
 	sc     []byte    // coalescing buffer: prefixes, headers, small bodies
 	seg    int       // start of the part of sc not yet in iov
@@ -343,7 +478,73 @@ const (
 )
 
 func newStreamConn(tc transport.Conn, wt time.Duration) *streamConn {
-	return &streamConn{c: tc.Conn, f: tc.Framing, wt: wt}
+	c := &streamConn{c: tc.Conn, f: tc.Framing, wt: wt}
+	switch nc := tc.Conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		if rc, err := nc.(syscall.Conn).SyscallConn(); err == nil {
+			c.rc = rc
+			c.dfn = func(fd uintptr) bool {
+				c.dn, c.derr = syscall.Write(int(fd), c.dbuf)
+				return true
+			}
+		}
+	}
+	return c
+}
+
+// directMax bounds the frames a direct write copies into sc.
+const directMax = scratchSize - 16
+
+func (c *streamConn) canDirect() bool { return c.rc != nil }
+
+func (c *streamConn) writeNow(m *Msg) (ok, partial bool) {
+	n := len(m.Header) + len(m.Body)
+	if c.rc == nil || len(c.rest) > 0 || n > directMax {
+		return false, false
+	}
+	if c.sc == nil {
+		c.sc = make([]byte, 0, scratchSize)
+	}
+	k := c.f.PutPrefix(c.pfx[:], n)
+	b := append(append(append(c.sc[:0], c.pfx[:k]...), m.Header...), m.Body...)
+	// Go keeps the socket non-blocking: one write(2), never a wait.
+	c.dbuf = b
+	err := c.rc.Write(c.dfn)
+	w, werr := c.dn, c.derr
+	c.dbuf, c.derr = nil, nil
+	if err != nil || werr != nil || w <= 0 {
+		return false, false // EAGAIN, or an error the writer will meet
+	}
+	if w < len(b) {
+		c.rest = b[w:]
+		return true, true
+	}
+	return true, false
+}
+
+func (c *streamConn) flushRest() (bool, error) {
+	if len(c.rest) == 0 {
+		return false, nil
+	}
+	c.pushDeadline()
+	_, err := c.c.Write(c.rest)
+	c.rest, c.sc = nil, c.sc[:0]
+	return true, err
+}
+
+func (c *streamConn) dropRest() bool {
+	had := len(c.rest) > 0
+	c.rest = nil
+	return had
+}
+
+func (c *streamConn) pushDeadline() {
+	if c.wt > 0 {
+		if now := time.Now(); now.Sub(c.lastWD) > c.wt/4 {
+			c.c.SetWriteDeadline(now.Add(c.wt))
+			c.lastWD = now
+		}
+	}
 }
 
 func (c *streamConn) handshake(self uint16, timeout time.Duration) (uint16, error) {
@@ -375,12 +576,7 @@ func (c *streamConn) send(batch []*Msg) error {
 	if c.sc == nil {
 		c.sc = make([]byte, 0, scratchSize)
 	}
-	if c.wt > 0 {
-		if now := time.Now(); now.Sub(c.lastWD) > c.wt/4 {
-			c.c.SetWriteDeadline(now.Add(c.wt))
-			c.lastWD = now
-		}
-	}
+	c.pushDeadline()
 	for _, m := range batch {
 		n := c.f.PutPrefix(c.pfx[:], len(m.Header)+len(m.Body))
 		if err := c.put(c.pfx[:n]); err != nil { // copied: prefixes are small

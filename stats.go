@@ -45,6 +45,7 @@ type PipeStats struct {
 	BytesOut       uint64
 	Dropped        uint64 // messages dropped by protocol policy or limits
 	ProtocolErrors uint64
+	MsgsDirect     uint64 // of MsgsOut, written by the sender itself (see Pipe.SendDirect)
 }
 
 // ClosedPipe records a pipe that closed and why.
@@ -66,6 +67,7 @@ type Stats struct {
 	BytesOut       uint64
 	Dropped        uint64
 	ProtocolErrors uint64
+	MsgsDirect     uint64 // of MsgsOut, written by the sender itself, not the pipe's writer
 	// Pipes are the open pipes.
 	Pipes []PipeStats
 	// Closed are the most recently closed pipes, oldest first (at most
@@ -81,6 +83,7 @@ const closedHistory = 64
 // goroutines and read by Stats.
 type pipeCounters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, protoErrs atomic.Uint64
+	direct                                                 atomic.Uint64
 }
 
 func (c *pipeCounters) addTo(s *Stats) {
@@ -90,6 +93,7 @@ func (c *pipeCounters) addTo(s *Stats) {
 	s.BytesOut += c.bytesOut.Load()
 	s.Dropped += c.dropped.Load()
 	s.ProtocolErrors += c.protoErrs.Load()
+	s.MsgsDirect += c.direct.Load()
 }
 
 // sockCounters hold what outlives pipes. Live pipes' counters are summed
@@ -114,6 +118,7 @@ func (c *sockCounters) recordClose(cp ClosedPipe, pc *pipeCounters) {
 	c.closed.bytesOut.Add(pc.bytesOut.Load())
 	c.closed.dropped.Add(pc.dropped.Load())
 	c.closed.protoErrs.Add(pc.protoErrs.Load())
+	c.closed.direct.Add(pc.direct.Load())
 	c.nclosed++
 	if c.reasons == nil {
 		c.reasons = make(map[Reason]uint64)
@@ -163,5 +168,6 @@ func (p *Pipe) Stats() PipeStats {
 		MsgsIn: p.ctr.msgsIn.Load(), MsgsOut: p.ctr.msgsOut.Load(),
 		BytesIn: p.ctr.bytesIn.Load(), BytesOut: p.ctr.bytesOut.Load(),
 		Dropped: p.ctr.dropped.Load(), ProtocolErrors: p.ctr.protoErrs.Load(),
+		MsgsDirect: p.ctr.direct.Load(),
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ferrymq/ferry"
 )
@@ -38,6 +39,7 @@ type proto struct {
 
 	mu   sync.Mutex
 	peer *ferry.Pipe
+	cur  atomic.Pointer[ferry.Pipe] // peer, read without mu by Send
 }
 
 // New returns a PAIR0 (v1 false) or PAIR1 protocol.
@@ -66,6 +68,7 @@ func (p *proto) AddPipe(pp *ferry.Pipe) error {
 		return ErrPaired
 	}
 	p.peer = pp
+	p.cur.Store(pp)
 	pp.SetSendQueue(p.sendq)
 	return nil
 }
@@ -74,6 +77,7 @@ func (p *proto) RemovePipe(pp *ferry.Pipe) {
 	p.mu.Lock()
 	if p.peer == pp {
 		p.peer = nil
+		p.cur.Store(nil)
 	}
 	p.mu.Unlock()
 }
@@ -118,6 +122,9 @@ func (p *proto) Send(ctx context.Context, m *ferry.Msg) error {
 		}
 		m.Header = m.Header[:0]
 		m.AppendHeaderU32(hops + 1) // the pipe's +1, added here once
+	}
+	if pp := p.cur.Load(); pp != nil && pp.SendDirect(m) {
+		return nil
 	}
 	select {
 	case p.sendq <- m:

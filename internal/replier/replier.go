@@ -214,6 +214,9 @@ func (c *pctx) toPipe(ctx context.Context, p *ferry.Pipe, m *ferry.Msg, undo fun
 		return nil
 	default:
 	}
+	if p.SendDirect(m) {
+		return nil
+	}
 	select {
 	case q <- m:
 		return nil

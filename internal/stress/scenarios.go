@@ -19,6 +19,25 @@ import (
 	"github.com/ferrymq/ferry/protocol/req"
 )
 
+// FillChecked makes m's body size (>= 12) bytes: seq, random bytes from
+// r, and a CRC-32 of all before it, for Checked.
+func FillChecked(m *ferry.Msg, seq, size int, r *rand.Rand) {
+	m.Grow(size)
+	b := m.Body[:size]
+	binary.BigEndian.PutUint64(b, uint64(seq))
+	for i := 8; i < size-4; i++ {
+		b[i] = byte(r.Uint32())
+	}
+	binary.BigEndian.PutUint32(b[size-4:], crc32.ChecksumIEEE(b[:size-4]))
+	m.Body = b
+}
+
+// Checked reports whether b is FillChecked's message number seq, intact.
+func Checked(b []byte, seq int) bool {
+	return len(b) >= 12 && binary.BigEndian.Uint64(b) == uint64(seq) &&
+		binary.BigEndian.Uint32(b[len(b)-4:]) == crc32.ChecksumIEEE(b[:len(b)-4])
+}
+
 // join returns a listening and a dialing socket made by mk, joined on addr.
 func join(ctx context.Context, addr string, mkL, mkD func(ferry.SocketConfig) (*ferry.Socket, error), cfg ferry.SocketConfig) (l, d *ferry.Socket, err error) {
 	if l, err = mkL(cfg); err != nil {
@@ -148,15 +167,7 @@ func doubleRelease(ctx context.Context, sc Scale, progress func(int, int)) error
 		r := rand.New(rand.NewPCG(1, 2))
 		m := ferry.NewMsg(256)
 		for seq := range n {
-			size := 12 + r.IntN(200)
-			m.Grow(size)
-			b := m.Body[:size]
-			binary.BigEndian.PutUint64(b, uint64(seq))
-			for i := 8; i < size-4; i++ {
-				b[i] = byte(r.Uint32())
-			}
-			binary.BigEndian.PutUint32(b[size-4:], crc32.ChecksumIEEE(b[:size-4]))
-			m.Body = b
+			FillChecked(m, seq, 12+r.IntN(200), r)
 			if err := ds.Send(ctx, m); err != nil {
 				sendErr <- err
 				return
@@ -186,9 +197,7 @@ func doubleRelease(ctx context.Context, sc Scale, progress func(int, int)) error
 		if err != nil {
 			return err
 		}
-		body := m.Body
-		if len(body) < 12 || binary.BigEndian.Uint64(body) != uint64(seq) ||
-			binary.BigEndian.Uint32(body[len(body)-4:]) != crc32.ChecksumIEEE(body[:len(body)-4]) {
+		if !Checked(m.Body, seq) {
 			return fmt.Errorf("message %d corrupted: two owners shared a buffer", seq)
 		}
 		switch r.IntN(8) {

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,8 @@ type sock struct {
 	s          *ferry.Socket
 	resendTime time.Duration
 	sendq      chan *ferry.Msg
+	pipes      []*ferry.Pipe // for direct writes, picked in turn; under mu
+	rr         int
 	raw        bool
 	maxTTL     int
 	rawq       chan *ferry.Msg // raw mode: received replies
@@ -120,7 +123,20 @@ func (k *sock) AddPipe(p *ferry.Pipe) error {
 	if !k.raw {
 		p.SetSendHook(k.carried)
 	}
+	k.mu.Lock()
+	k.pipes = append(k.pipes, p)
+	k.mu.Unlock()
 	return nil
+}
+
+// nextPipe picks the pipe a request may be written on directly, in turn.
+// k.mu must be held.
+func (k *sock) nextPipe() *ferry.Pipe {
+	if len(k.pipes) == 0 {
+		return nil
+	}
+	k.rr = (k.rr + 1) % len(k.pipes)
+	return k.pipes[k.rr]
 }
 
 // carried records which pipe took each request, for resending when it
@@ -141,6 +157,9 @@ func (k *sock) carried(p *ferry.Pipe, batch []*ferry.Msg) {
 func (k *sock) RemovePipe(p *ferry.Pipe) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if i := slices.Index(k.pipes, p); i >= 0 {
+		k.pipes = slices.Delete(k.pipes, i, i+1)
+	}
 	now := time.Now()
 	for _, c := range k.reqs {
 		if c.pipe == p && c.req != nil {
@@ -305,9 +324,13 @@ func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
 	c.id = id
 	k.reqs[id] = c
 	cp := ferry.CopyMsg(m)
+	pp := k.nextPipe()
 	k.mu.Unlock()
 
-	err := enqueue(ctx, k, c, cp)
+	var err error
+	if pp == nil || !pp.SendDirect(cp) {
+		err = enqueue(ctx, k, c, cp)
+	}
 
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -1,0 +1,109 @@
+package ferry_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/stress"
+	"github.com/ferrymq/ferry/internal/testutil"
+	"github.com/ferrymq/ferry/protocol/pair1"
+	"github.com/ferrymq/ferry/protocol/rep"
+	"github.com/ferrymq/ferry/protocol/req"
+)
+
+// TestDirectWriteOrder mixes direct writes (a lone message after a pause,
+// written by the sender) with queued ones (bursts, batched by the writer)
+// and a receiver that stalls now and then, so that direct writes also
+// meet a full socket buffer and leave a rest for the writer: every
+// message must arrive whole and in order. (How many go each way depends
+// on the machine's speed: under -race nearly all are direct.)
+func TestDirectWriteOrder(t *testing.T) {
+	testutil.NoLeaks(t)
+	for _, scheme := range []string{"tcp", "ipc"} {
+		t.Run(scheme, func(t *testing.T) {
+			ls, ds := connect(t, scheme, pair1.New, ferry.SocketConfig{SendQueueLen: 64, RecvQueueLen: 16})
+			ctx := testutil.Ctx(t, time.Minute)
+			const n = 3000
+			errc := make(chan error, 1)
+			go func() {
+				r := rand.New(rand.NewPCG(7, 8))
+				m := ferry.NewMsg(0)
+				defer m.Free()
+				for seq := range n {
+					size := 12 + r.IntN(24000)
+					if r.IntN(4) != 0 {
+						size = 12 + r.IntN(200)
+					}
+					stress.FillChecked(m, seq, size, r)
+					if err := ds.Send(ctx, m); err != nil {
+						errc <- err
+						return
+					}
+					if r.IntN(2) == 0 {
+						time.Sleep(20 * time.Microsecond) // a pause: the next send may go direct
+					}
+				}
+				errc <- nil
+			}()
+			var m ferry.Msg
+			defer m.Free()
+			for seq := range n {
+				if err := ls.RecvMsg(ctx, &m); err != nil {
+					t.Fatal(err)
+				}
+				if !stress.Checked(m.Body, seq) {
+					t.Fatalf("message %d: out of order or corrupted (%d bytes)", seq, len(m.Body))
+				}
+				switch {
+				case seq == 1500:
+					time.Sleep(300 * time.Millisecond) // a long stall: the socket buffers fill up
+				case seq%500 == 0:
+					time.Sleep(20 * time.Millisecond) // the receiver stalls
+				}
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			st := ds.Stats()
+			t.Logf("%d messages, %d written directly", st.MsgsOut, st.MsgsDirect)
+			if st.MsgsOut != n || st.MsgsDirect == 0 {
+				t.Errorf("%d out, %d direct: want %d out, some direct", st.MsgsOut, st.MsgsDirect, n)
+			}
+		})
+	}
+}
+
+// TestDirectRequestReply: a lone request and its reply are each written by
+// the goroutine that sent them, not handed to a writer.
+func TestDirectRequestReply(t *testing.T) {
+	testutil.NoLeaks(t)
+	srv, cli := connectWith(t, "tcp", rep.New, req.New, ferry.SocketConfig{})
+	ctx := testutil.Ctx(t, 10*time.Second)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, func(_ context.Context, q, a *ferry.Msg) error {
+			a.SetBody(q.Body)
+			return nil
+		}, ferry.ServeConfig{Workers: 1})
+	}()
+	defer func() { stop(); <-served }()
+	const n = 200
+	for i := range n {
+		b, err := cli.Request(ctx, []byte{byte(i)})
+		if err != nil || len(b) != 1 || b[0] != byte(i) {
+			t.Fatalf("request %d: %v %v", i, b, err)
+		}
+		time.Sleep(10 * time.Microsecond)
+	}
+	for name, s := range map[string]*ferry.Socket{"req": cli, "rep": srv} {
+		st := s.Stats()
+		t.Logf("%s: %d out, %d direct", name, st.MsgsOut, st.MsgsDirect)
+		if st.MsgsDirect < n/2 {
+			t.Errorf("%s: only %d of %d messages written directly", name, st.MsgsDirect, st.MsgsOut)
+		}
+	}
+}
