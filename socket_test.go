@@ -133,6 +133,10 @@ func TestPairRefusesSecondPeer(t *testing.T) {
 			if _, err := first.Dial(ctx, l.URL()); err != nil {
 				t.Fatal(err)
 			}
+			// The dialer's Dial returns once its side admitted the pipe;
+			// the listener may not have yet, and if the second peer got
+			// there first, it would be the one kept.
+			waitFor(t, "the listener to admit the first peer", func() bool { return ls.Stats().PipesOpen == 1 })
 			second, _ := pair1.New(ferry.SocketConfig{})
 			defer second.Close()
 			// The dialer's side completes (its own protocol admits the
