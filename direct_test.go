@@ -22,7 +22,7 @@ import (
 // on the machine's speed: under -race nearly all are direct.)
 func TestDirectWriteOrder(t *testing.T) {
 	testutil.NoLeaks(t)
-	for _, scheme := range []string{"tcp", "ipc"} {
+	for _, scheme := range []string{"tcp", "ipc", "inproc"} {
 		t.Run(scheme, func(t *testing.T) {
 			ls, ds := connect(t, scheme, pair1.New, ferry.SocketConfig{SendQueueLen: 64, RecvQueueLen: 16})
 			ctx := testutil.Ctx(t, time.Minute)
@@ -80,7 +80,13 @@ func TestDirectWriteOrder(t *testing.T) {
 // the goroutine that sent them, not handed to a writer.
 func TestDirectRequestReply(t *testing.T) {
 	testutil.NoLeaks(t)
-	srv, cli := connectWith(t, "tcp", rep.New, req.New, ferry.SocketConfig{})
+	for _, scheme := range []string{"tcp", "inproc"} {
+		t.Run(scheme, func(t *testing.T) { testDirectRequestReply(t, scheme) })
+	}
+}
+
+func testDirectRequestReply(t *testing.T, scheme string) {
+	srv, cli := connectWith(t, scheme, rep.New, req.New, ferry.SocketConfig{})
 	ctx := testutil.Ctx(t, 10*time.Second)
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)

@@ -189,5 +189,32 @@ func (c *inprocConn) close() {
 
 func (c *inprocConn) closeWrite() {}
 
+// Direct writes: a lone message goes into the peer's queue from the
+// sender's goroutine, skipping this pipe's writer. The pipe's write mutex
+// and the socket's unsent count (see Pipe.SendDirect) keep it behind
+// everything sent before it.
+func (c *inprocConn) canDirect() bool         { return true }
+func (c *inprocConn) passesMsgs() bool        { return true }
+func (c *inprocConn) flushRest() (bool, error) { return false, nil }
+func (c *inprocConn) dropRest() bool           { return false }
+
+func (c *inprocConn) writeNow(m *Msg) (ok, partial bool) {
+	select {
+	case <-c.peer.closed:
+		return false, false
+	default:
+	}
+	// Only this pipe's writer, kept out by the write mutex, and this call
+	// put into peer.in; its reader only takes out. So with room now, the
+	// send below cannot block, and m is not touched unless it goes.
+	if len(c.peer.in) == cap(c.peer.in) {
+		return false, false
+	}
+	m.joinHeader()
+	m.pipe = nil
+	c.peer.in <- m
+	return true, false
+}
+
 func (c *inprocConn) localAddr() string  { return "inproc://" + c.name }
 func (c *inprocConn) remoteAddr() string { return "inproc://" + c.name }

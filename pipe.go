@@ -85,13 +85,19 @@ type directConn interface {
 	// dropRest forgets it (the pipe is closing); had as for flushRest.
 	dropRest() (had bool)
 	canDirect() bool
+	// passesMsgs: writeNow hands m itself to the peer (inproc) rather
+	// than copying its bytes out.
+	passesMsgs() bool
 }
 
 // directGap: a send that follows the previous one on the pipe sooner than
 // this goes through the queue, so that a stream of messages is batched by
 // the writer; a lone message (a request, a reply, a ping) is written at
 // once.
-const directGap = 5 * time.Microsecond
+const (
+	directGap       = 5 * time.Microsecond
+	directGapInproc = time.Microsecond // an inproc round trip takes ~2 us
+)
 
 // SendDirect writes m on p from the calling goroutine, skipping the queue
 // and the writer's wake-up, when that can neither reorder nor block
@@ -105,8 +111,12 @@ func (p *Pipe) SendDirect(m *Msg) bool {
 	if p.dc == nil || p.s.unsent.Load() != 1 {
 		return false
 	}
+	gap := directGap // leave bursts to the writer, which batches them
+	if p.dc.passesMsgs() {
+		gap = directGapInproc
+	}
 	now := time.Now().UnixNano()
-	if last := p.lastTx.Swap(now); now-last < int64(directGap) {
+	if last := p.lastTx.Swap(now); now-last < int64(gap) {
 		return false
 	}
 	if !p.wmu.TryLock() {
@@ -123,12 +133,14 @@ func (p *Pipe) SendDirect(m *Msg) bool {
 		p.onSend(p, p.one[:])
 		p.one[0] = nil
 	}
+	n := uint64(len(m.Header) + len(m.Body))
 	ok, partial := p.dc.writeNow(m)
 	if !ok {
 		return false
 	}
-	n := uint64(len(m.Header) + len(m.Body))
-	recycle(m)
+	if !p.dc.passesMsgs() {
+		recycle(m) // its bytes were copied out
+	}
 	if partial { // still unsent until the writer has written the rest
 		select {
 		case p.kick <- struct{}{}:
@@ -495,7 +507,8 @@ func newStreamConn(tc transport.Conn, wt time.Duration) *streamConn {
 // directMax bounds the frames a direct write copies into sc.
 const directMax = scratchSize - 16
 
-func (c *streamConn) canDirect() bool { return c.rc != nil }
+func (c *streamConn) canDirect() bool  { return c.rc != nil }
+func (c *streamConn) passesMsgs() bool { return false }
 
 func (c *streamConn) writeNow(m *Msg) (ok, partial bool) {
 	n := len(m.Header) + len(m.Body)
