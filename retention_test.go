@@ -82,6 +82,12 @@ func TestNothingRetained(t *testing.T) {
 	close(stop)
 	<-sampled
 	after := testutil.HeapInUse()
+	// Goroutines left winding down by earlier tests in this binary can
+	// hold memory for a moment; retention by ferry does not go away.
+	for i := 0; i < 20 && after > base+base/10; i++ {
+		time.Sleep(50 * time.Millisecond)
+		after = testutil.HeapInUse()
+	}
 	t.Logf("heap: baseline %d KiB, peak %d KiB, after drain %d KiB", base>>10, peak.Load()>>10, after>>10)
 	// Queues hold at most 64+16 messages of 64 KiB, plus kernel buffers
 	// and pooled blocks: 64 MiB is far above what a correct run uses.

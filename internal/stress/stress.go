@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,7 +66,7 @@ func Scenarios() []Scenario {
 func Run(ctx context.Context, s Scenario, sc Scale, progress func(done, total int)) Result {
 	r := Result{Scenario: s, GoroutinesBefore: runtime.NumGoroutine(), HeapBefore: heapInUse()}
 	start := time.Now()
-	r.Err = s.Run(ctx, sc, progress)
+	r.Err = runWatched(ctx, s, sc, progress, StallLimit)
 	r.Duration = time.Since(start)
 	// Goroutines a scenario started may take a moment to be reaped.
 	deadline := time.Now().Add(5 * time.Second)
@@ -83,6 +84,47 @@ func Run(ctx context.Context, s Scenario, sc Scale, progress func(done, total in
 		r.Err = errors.New("interrupted")
 	}
 	return r
+}
+
+// StallLimit is how long a scenario may go without reporting progress
+// before it is failed as stalled (rather than left to hang).
+var StallLimit = 2 * time.Minute
+
+// runWatched runs s with a watchdog that cancels its ctx, and fails it,
+// when progress stops for limit.
+func runWatched(ctx context.Context, s Scenario, sc Scale, progress func(done, total int), limit time.Duration) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var beat atomic.Int64
+	beat.Store(time.Now().UnixNano())
+	quit := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(limit / 20)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			if idle := time.Since(time.Unix(0, beat.Load())); idle > limit {
+				cancel(fmt.Errorf("stalled: no progress for %v", idle.Round(time.Second)))
+				return
+			}
+		}
+	}()
+	err := s.Run(ctx, sc, func(done, total int) {
+		beat.Store(time.Now().UnixNano())
+		progress(done, total)
+	})
+	close(quit)
+	<-watched
+	if c := context.Cause(ctx); c != nil && ctx.Err() != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
 }
 
 func heapInUse() uint64 {
