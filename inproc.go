@@ -193,8 +193,8 @@ func (c *inprocConn) closeWrite() {}
 // sender's goroutine, skipping this pipe's writer. The pipe's write mutex
 // and the socket's unsent count (see Pipe.SendDirect) keep it behind
 // everything sent before it.
-func (c *inprocConn) canDirect() bool         { return true }
-func (c *inprocConn) passesMsgs() bool        { return true }
+func (c *inprocConn) canDirect() bool          { return true }
+func (c *inprocConn) passesMsgs() bool         { return true }
 func (c *inprocConn) flushRest() (bool, error) { return false, nil }
 func (c *inprocConn) dropRest() bool           { return false }
 

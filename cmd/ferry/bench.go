@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,67 +35,96 @@ import (
 	"github.com/ferrymq/ferry/protocol/pub"
 	"github.com/ferrymq/ferry/protocol/pull"
 	"github.com/ferrymq/ferry/protocol/push"
-	"github.com/ferrymq/ferry/protocol/rep"
 	"github.com/ferrymq/ferry/protocol/req"
-	"github.com/ferrymq/ferry/protocol/sub"
 )
 
 const benchUsage = `Usage: ferry bench [--quick] [--json] [--patterns list] [--transports list]
-                   [--sizes list] [--duration D]
+                   [--sizes list] [--duration D] [--procs 1|2] [--fanout N]
+                   [--against nng [--nng-peer PATH]] [--idle-pipes N]
 
-Measures, in this process, for each pattern, transport and message size:
+Measures, for each pattern, transport and message size, between a far
+side that listens and a near side that dials and measures:
 
   latency     round trips, one message in flight: p50 and p99
-  throughput  one sender streaming (a reused message), one receiver
-              counting: msg/s and MB/s (10^6 bytes) over the measured time
+  throughput  the far side streams (a reused message), the near side
+              counts: msg/s and MB/s (10^6 bytes) over the measured time
 
-Patterns: pair (PAIR1), pushpull, reqrep, pubsub (one subscriber).
-  pair      latency: the peer echoes; throughput: one way
+Patterns: pair (PAIR1), pushpull, reqrep, pubsub (one subscriber), and
+fanout (one publisher, --fanout subscribers; not in the default list).
+  pair      latency: the far side echoes; throughput: one way
   pushpull  latency: PUSH->PULL, then back over a second PUSH->PULL link
-  reqrep    latency: one context, a Serve echo; throughput: replies/s with
-            8 contexts in flight
+  reqrep    latency: one context against a Serve echo; throughput:
+            replies/s with 8 contexts in flight
   pubsub    latency: PUB->SUB, back over a second PUB->SUB link;
-            throughput: the publisher stays a bounded window ahead of the
-            subscriber, so nothing is dropped (drops are counted in --json)
+            throughput: the publisher sends flat out (PUB never blocks;
+            what a subscriber's queue cannot take is dropped), msg/s
+            counts what the subscriber received
+  fanout    throughput only: messages received by all subscribers
+            together per second
+
+With --procs 2 the far side runs in a second process that ferry bench
+starts itself (` + "`ferry bench-peer`" + `); inproc rows stay in one process.
 
 With tcp among the transports, a raw-TCP floor is measured in the same run
 for each size: length-prefixed frames over a plain net.TCPConn on loopback
-with bufio, no library (pattern "raw"). Each tcp row then shows
-"lat x floor" (its p50 / the floor's p50) and "tput x floor" (its msg/s /
-the floor's msg/s).
+with bufio, no library (pattern "raw"), across processes too with
+--procs 2. Each tcp row then shows "lat x floor" (its p50 / the floor's
+p50) and "tput x floor" (its msg/s / the floor's msg/s).
+
+--against nng runs every workload over tcp and ipc a second time between
+two NNG processes (ferry-nngpeer, a small cgo program against libnng in
+bench/nngpeer; the same queue depths) and adds NNG's p50 and msg/s and
+the ratios "lat x nng" (ferry p50 / NNG p50: lower is better) and
+"tput x nng" (ferry msg/s / NNG msg/s: higher is better). It implies
+--procs 2; without --patterns and --transports it runs every pattern,
+fanout included, over tcp. NNG's reqrep has no throughput figure.
+
+--idle-pipes N opens N tcp pipes from a second process to one listener
+here and reports the resident memory (RSS) they cost per pipe.
 
 Flags:
   --quick          tiny durations, as run in CI (whole run in seconds)
   --json           print one JSON document with every result
-  --patterns P     comma-separated subset of pair,pushpull,reqrep,pubsub
-                   (default all)
+  --patterns P     comma-separated subset of pair,pushpull,reqrep,pubsub,
+                   fanout (default pair,pushpull,reqrep,pubsub)
   --transports T   comma-separated subset of inproc,ipc,tcp,ws,tls+tcp,
                    wss,quic (default inproc,ipc,tcp; tls+tcp, wss and quic
                    use a self-signed certificate made in memory)
   --sizes S        comma-separated message sizes in bytes; k and m suffixes
                    (KiB, MiB) are allowed (default 64,1024,65536,1048576)
   --duration D     time per measurement (default 1s; 30ms with --quick)
+  --procs N        1: far side in this process (default); 2: in a second
+  --fanout N       subscribers in the fanout pattern, 1..1000 (default 100)
+  --against nng    compare with NNG (see above)
+  --nng-peer PATH  the ferry-nngpeer binary (default: on PATH, or next to
+                   this program)
+  --idle-pipes N   measure N idle tcp pipes, 0..100000 (default 0: skip)
+  --cpuprofile F   write a CPU profile of this process (the near side) to F
 
-A progress line is drawn on stderr once a run passes one second.
+A progress line is drawn on stderr once a run passes one second. A
+measurement whose messages stop for 10s fails as "stalled" with the
+sockets' counters instead of hanging.
 
 Examples:
   ferry bench
   ferry bench --quick
   ferry bench --patterns pair,reqrep --transports tcp --sizes 64,64k
+  ferry bench --procs 2 --transports tcp --sizes 64,64k --duration 3s
+  ferry bench --against nng --sizes 64,64k --duration 2s
+  ferry bench --procs 2 --transports tcp --patterns fanout --sizes 64
+  ferry bench --idle-pipes 10000 --patterns pair --transports inproc --sizes 64
   ferry bench --duration 3s --json > bench.json
-
-To come: --against nng (an NNG peer through cgo), two-process mode (peer
-in a separate process or host).
 `
 
 // benchProgress is where the progress line goes.
 var benchProgress io.Writer = os.Stderr
 
 var (
-	benchPatterns   = []string{"pair", "pushpull", "reqrep", "pubsub"}
-	benchTransports = []string{"inproc", "ipc", "tcp", "ws", "tls+tcp", "wss", "quic"}
-	benchDefaultTr  = []string{"inproc", "ipc", "tcp"}
-	benchDefSizes   = []int{64, 1024, 65536, 1048576}
+	benchPatterns    = []string{"pair", "pushpull", "reqrep", "pubsub", "fanout"}
+	benchDefPatterns = []string{"pair", "pushpull", "reqrep", "pubsub"}
+	benchTransports  = []string{"inproc", "ipc", "tcp", "ws", "tls+tcp", "wss", "quic"}
+	benchDefaultTr   = []string{"inproc", "ipc", "tcp"}
+	benchDefSizes    = []int{64, 1024, 65536, 1048576}
 )
 
 const benchMaxSize = 64 << 20
@@ -117,9 +147,13 @@ type benchResult struct {
 	MsgsPerS  float64 `json:"msgs_per_sec"`
 	MBPerS    float64 `json:"mb_per_sec"`
 	TputXF    float64 `json:"tput_x_floor,omitempty"`
-	Dropped   uint64  `json:"dropped,omitempty"`
 	Floor     bool    `json:"floor,omitempty"`
+	Procs     int     `json:"procs"` // 2: the far side ran in its own process
 	ErrString string  `json:"error,omitempty"`
+	// With --against nng: the same workload between two NNG processes.
+	NNG      *benchResult `json:"nng,omitempty"`
+	LatXNNG  float64      `json:"lat_x_nng,omitempty"`
+	TputXNNG float64      `json:"tput_x_nng,omitempty"`
 }
 
 type benchReport struct {
@@ -129,7 +163,11 @@ type benchReport struct {
 	GOMAXPROCS int           `json:"gomaxprocs"`
 	Duration   string        `json:"duration"`
 	Quick      bool          `json:"quick"`
+	Procs      int           `json:"procs"`
+	Against    string        `json:"against,omitempty"`
+	Fanout     int           `json:"fanout"`
 	Results    []benchResult `json:"results"`
+	Idle       *benchIdle    `json:"idle_pipes,omitempty"`
 }
 
 type benchOpts struct {
@@ -137,6 +175,9 @@ type benchOpts struct {
 	minMsgs   int64
 	tmpDir    string
 	lat       []int64 // preallocated latency samples, reused
+	procs     int     // 2: far sides in a child process
+	fanout    int     // subscribers in the fanout pattern
+	nngPeer   string  // ferry-nngpeer binary, with --against nng
 }
 
 func runBench(args []string, out io.Writer) error {
@@ -144,20 +185,47 @@ func runBench(args []string, out io.Writer) error {
 	fs.SetOutput(io.Discard)
 	quick := fs.Bool("quick", false, "")
 	asJSON := fs.Bool("json", false, "")
-	patterns := fs.String("patterns", strings.Join(benchPatterns, ","), "")
+	patterns := fs.String("patterns", strings.Join(benchDefPatterns, ","), "")
 	transports := fs.String("transports", strings.Join(benchDefaultTr, ","), "")
 	sizes := fs.String("sizes", "64,1024,65536,1048576", "")
 	duration := fs.Duration("duration", time.Second, "")
+	procs := fs.Int("procs", 1, "")
+	against := fs.String("against", "", "")
+	nngPeer := fs.String("nng-peer", "", "")
+	fanout := fs.Int("fanout", 100, "")
+	idle := fs.Int("idle-pipes", 0, "")
+	cpuprofile := fs.String("cpuprofile", "", "")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%v (see: ferry help bench)", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see: ferry help bench)", fs.Arg(0))
 	}
-	durSet := false
-	fs.Visit(func(f *flag.Flag) { durSet = durSet || f.Name == "duration" })
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *duration <= 0 {
 		return fmt.Errorf("--duration %v: must be > 0", *duration)
+	}
+	if *procs != 1 && *procs != 2 {
+		return fmt.Errorf("--procs %d: must be 1 or 2", *procs)
+	}
+	if *against != "" && *against != "nng" {
+		return fmt.Errorf("--against %q: the only peer is nng", *against)
+	}
+	if *fanout < 1 || *fanout > 1000 {
+		return fmt.Errorf("--fanout %d: must be 1..1000", *fanout)
+	}
+	if *idle < 0 || *idle > 100000 {
+		return fmt.Errorf("--idle-pipes %d: must be 0..100000", *idle)
+	}
+	if *against == "nng" {
+		*procs = 2 // NNG's figures come from two processes; so do ours
+		if !set["patterns"] {
+			*patterns = strings.Join(benchPatterns, ",")
+		}
+		if !set["transports"] {
+			*transports = "tcp"
+		}
 	}
 	pats, err := benchList("--patterns", *patterns, benchPatterns)
 	if err != nil {
@@ -171,13 +239,18 @@ func runBench(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o := &benchOpts{dur: *duration, minMsgs: 8}
-	if *quick && !durSet {
+	o := &benchOpts{dur: *duration, minMsgs: 8, procs: *procs, fanout: *fanout}
+	if *quick && !set["duration"] {
 		o.dur = 30 * time.Millisecond
 		o.minMsgs = 2
 	}
 	o.warm = min(o.dur/10, 100*time.Millisecond)
 	o.lat = make([]int64, benchLatCap(o.dur))
+	if *against == "nng" {
+		if o.nngPeer, err = benchFindNNGPeer(*nngPeer); err != nil {
+			return err
+		}
+	}
 	if slices.Contains(trs, "ipc") {
 		d, err := os.MkdirTemp("", "ferrybench")
 		if err != nil {
@@ -185,6 +258,18 @@ func runBench(args []string, out io.Writer) error {
 		}
 		defer os.RemoveAll(d)
 		o.tmpDir = d
+	}
+
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -200,6 +285,11 @@ func runBench(args []string, out io.Writer) error {
 			jobs = append(jobs, job{"raw", "tcp", sz})
 		}
 	}
+	if slices.Contains(trs, "inproc") {
+		for _, sz := range szs {
+			jobs = append(jobs, job{"chan", "inproc", sz})
+		}
+	}
 	for _, p := range pats {
 		for _, tr := range trs {
 			for _, sz := range szs {
@@ -207,25 +297,35 @@ func runBench(args []string, out io.Writer) error {
 			}
 		}
 	}
-	start := time.Now()
-	var last time.Time
-	floors := map[int]benchResult{}
+	pr := benchNewProgress(len(jobs))
+	type floorKey struct {
+		tr   string
+		size int
+	}
+	floors := map[floorKey]benchResult{}
 	rep := benchReport{Go: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Duration: o.dur.String(), Quick: *quick}
-	drawn := false
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Duration: o.dur.String(), Quick: *quick, Procs: o.procs, Against: *against, Fanout: o.fanout}
 	for i, j := range jobs {
-		if now := time.Now(); now.Sub(start) > time.Second && now.Sub(last) > 100*time.Millisecond {
-			last, drawn = now, true
-			fmt.Fprintf(benchProgress, "\r\033[Kbench %d/%d  %s %s %s", i+1, len(jobs), j.pattern, j.tr, benchSize(j.size))
-		}
+		pr.step(i, j.pattern+" "+j.tr+" "+benchSize(j.size))
 		r := benchOne(ctx, o, j.pattern, j.tr, j.size)
 		if ctx.Err() != nil {
 			break
 		}
+		if *against == "nng" && benchNNGHas(j.pattern, j.tr) {
+			pr.step(i, j.pattern+" "+j.tr+" "+benchSize(j.size)+" (nng)")
+			nr := benchNNG(ctx, o, j.pattern, j.tr, j.size)
+			r.NNG = &nr
+			if r.P50ns > 0 && nr.P50ns > 0 {
+				r.LatXNNG = float64(r.P50ns) / float64(nr.P50ns)
+			}
+			if r.MsgsPerS > 0 && nr.MsgsPerS > 0 {
+				r.TputXNNG = r.MsgsPerS / nr.MsgsPerS
+			}
+		}
 		if r.Floor {
-			floors[r.Size] = r
-		} else if f, ok := floors[r.Size]; ok && r.Transport == "tcp" && r.ErrString == "" {
-			if f.P50ns > 0 {
+			floors[floorKey{r.Transport, r.Size}] = r
+		} else if f, ok := floors[floorKey{r.Transport, r.Size}]; ok && r.ErrString == "" {
+			if f.P50ns > 0 && r.P50ns > 0 {
 				r.LatXF = float64(r.P50ns) / float64(f.P50ns)
 			}
 			if f.MsgsPerS > 0 {
@@ -234,9 +334,12 @@ func runBench(args []string, out io.Writer) error {
 		}
 		rep.Results = append(rep.Results, r)
 	}
-	if drawn {
-		fmt.Fprint(benchProgress, "\r\033[K")
+	if *idle > 0 && ctx.Err() == nil {
+		pr.step(len(jobs), fmt.Sprintf("%d idle pipes", *idle))
+		ir := benchIdlePipes(ctx, *idle, pr)
+		rep.Idle = &ir
 	}
+	pr.done()
 	if ctx.Err() != nil {
 		return errors.New("interrupted")
 	}
@@ -249,16 +352,53 @@ func runBench(args []string, out io.Writer) error {
 	} else {
 		printBench(out, rep)
 	}
-	failed := 0
+	failed, total := 0, len(rep.Results)
 	for _, r := range rep.Results {
 		if r.ErrString != "" {
 			failed++
 		}
+		if r.NNG != nil {
+			total++
+			if r.NNG.ErrString != "" {
+				failed++
+			}
+		}
+	}
+	if rep.Idle != nil {
+		total++
+		if rep.Idle.ErrString != "" {
+			failed++
+		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d measurements failed", failed, len(rep.Results))
+		return fmt.Errorf("%d of %d measurements failed", failed, total)
 	}
 	return nil
+}
+
+// benchProgress draws "bench i/n  what" on stderr once a run has taken a
+// second, at most ten times a second.
+type benchProgressLine struct {
+	n           int
+	start, last time.Time
+	drawn       bool
+}
+
+func benchNewProgress(n int) *benchProgressLine {
+	return &benchProgressLine{n: n, start: time.Now()}
+}
+
+func (p *benchProgressLine) step(i int, what string) {
+	if now := time.Now(); now.Sub(p.start) > time.Second && now.Sub(p.last) > 100*time.Millisecond {
+		p.last, p.drawn = now, true
+		fmt.Fprintf(benchProgress, "\r\033[Kbench %d/%d  %s", min(i+1, p.n), p.n, what)
+	}
+}
+
+func (p *benchProgressLine) done() {
+	if p.drawn {
+		fmt.Fprint(benchProgress, "\r\033[K")
+	}
 }
 
 // benchLatCap sizes the latency slice: enough for 1 µs round trips over
@@ -359,50 +499,97 @@ func benchRatio(v float64) string {
 }
 
 func printBench(out io.Writer, rep benchReport) {
-	fmt.Fprintf(out, "%s %s/%s GOMAXPROCS=%d, %s per measurement\n\n", rep.Go, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Duration)
+	where := "far side in this process"
+	if rep.Procs == 2 {
+		where = "far side in a second process (inproc: this one)"
+	}
+	fmt.Fprintf(out, "%s %s/%s GOMAXPROCS=%d, %s per measurement, %s\n\n", rep.Go, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Duration, where)
+	nng := rep.Against == "nng"
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "pattern\ttransport\tsize\tp50\tp99\tmsg/s\tMB/s\tlat x floor\ttput x floor\t")
+	head := "pattern\ttransport\tsize\tp50\tp99\tmsg/s\tMB/s\tlat x floor\ttput x floor\t"
+	if nng {
+		head += "nng p50\tnng msg/s\tlat x nng\ttput x nng\t"
+	}
+	fmt.Fprintln(tw, head)
+	dash := func(ok bool, s string) string {
+		if !ok {
+			return "-"
+		}
+		return s
+	}
+	ratio := func(v float64) string { return dash(v > 0, benchRatio(v)) }
 	for _, r := range rep.Results {
+		name := r.Pattern
+		if r.Pattern == "fanout" {
+			name = fmt.Sprintf("fanout/%d", rep.Fanout)
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t", name, r.Transport, benchSize(r.Size))
 		if r.ErrString != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tFAIL\t\t\t\t\t\t\n", r.Pattern, r.Transport, benchSize(r.Size))
-			continue
+			line += "FAIL\t\t\t\t\t\t"
+		} else {
+			lx, tx := ratio(r.LatXF), ratio(r.TputXF)
+			if r.Floor {
+				lx, tx = "1", "1"
+			}
+			line += fmt.Sprintf("%s\t%s\t%s\t%.1f\t%s\t%s\t", dash(r.P50ns > 0, benchDur(r.P50ns)), dash(r.P99ns > 0, benchDur(r.P99ns)),
+				benchRate(r.MsgsPerS), r.MBPerS, lx, tx)
 		}
-		lx, tx := "", ""
-		if r.LatXF > 0 {
-			lx = benchRatio(r.LatXF)
+		if nng {
+			switch n := r.NNG; {
+			case n == nil:
+				line += "\t\t\t\t"
+			case n.ErrString != "":
+				line += "FAIL\t\t\t\t"
+			default:
+				line += fmt.Sprintf("%s\t%s\t%s\t%s\t", dash(n.P50ns > 0, benchDur(n.P50ns)), dash(n.MsgsPerS > 0, benchRate(n.MsgsPerS)),
+					ratio(r.LatXNNG), ratio(r.TputXNNG))
+			}
 		}
-		if r.TputXF > 0 {
-			tx = benchRatio(r.TputXF)
-		}
-		if r.Floor {
-			lx, tx = "1", "1"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t\n", r.Pattern, r.Transport, benchSize(r.Size),
-			benchDur(r.P50ns), benchDur(r.P99ns), benchRate(r.MsgsPerS), r.MBPerS, lx, tx)
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
 	for _, r := range rep.Results {
 		if r.ErrString != "" {
 			fmt.Fprintf(out, "FAIL %s %s %s: %s\n", r.Pattern, r.Transport, benchSize(r.Size), r.ErrString)
 		}
+		if r.NNG != nil && r.NNG.ErrString != "" {
+			fmt.Fprintf(out, "FAIL nng %s %s %s: %s\n", r.Pattern, r.Transport, benchSize(r.Size), r.NNG.ErrString)
+		}
+	}
+	if i := rep.Idle; i != nil {
+		if i.ErrString != "" {
+			fmt.Fprintf(out, "\nFAIL idle pipes: %s\n", i.ErrString)
+		} else {
+			fmt.Fprintf(out, "\nidle pipes: %d tcp pipes on one listener: RSS +%.1f MiB, %.1f KiB per pipe (heap %.1f KiB, %.1f goroutines per pipe)\n",
+				i.Pipes, float64(i.RSSDelta)/(1<<20), i.RSSPerPipe/1024, i.HeapPerPipe/1024, i.GoroutinesPerPipe)
+		}
 	}
 }
 
-// benchOne runs the latency and the throughput measurement of one row.
+// benchOne runs the latency and the throughput measurement of one row
+// (fanout has no latency measurement).
 func benchOne(ctx context.Context, o *benchOpts, pattern, tr string, size int) benchResult {
-	r := benchResult{Pattern: pattern, Transport: tr, Size: size, Floor: pattern == "raw"}
+	r := benchResult{Pattern: pattern, Transport: tr, Size: size, Floor: pattern == "raw" || pattern == "chan", Procs: 1}
+	if pattern == "chan" {
+		err := benchChanLatency(ctx, o, size, &r)
+		if err == nil {
+			err = benchChanThroughput(ctx, o, size, &r)
+		}
+		if err != nil && ctx.Err() == nil {
+			r.ErrString = err.Error()
+		}
+		return r
+	}
+	if o.twoProcs(tr) {
+		r.Procs = 2
+	}
 	payload := make([]byte, size)
 	var err error
-	if r.Floor {
-		err = benchRawLatency(ctx, o, payload, &r)
-		if err == nil {
-			err = benchRawThroughput(ctx, o, payload, &r)
-		}
-	} else {
+	if pattern != "fanout" {
 		err = benchLatency(ctx, o, pattern, tr, payload, &r)
-		if err == nil {
-			err = benchThroughput(ctx, o, pattern, tr, payload, &r)
-		}
+	}
+	if err == nil {
+		err = benchThroughput(ctx, o, pattern, tr, payload, &r)
 	}
 	if err != nil && ctx.Err() == nil {
 		r.ErrString = err.Error()
@@ -443,48 +630,60 @@ func (b *benchLink) close() {
 	}
 }
 
-// join makes a listening socket with mkL and a dialing one with mkD over
-// tr, and waits until the listener has the pipe.
-func (b *benchLink) join(ctx context.Context, o *benchOpts, tr string, mkL, mkD func(ferry.SocketConfig) (*ferry.Socket, error), cfg ferry.SocketConfig) (ls, ds *ferry.Socket, err error) {
-	if ls, err = mkL(cfg); err != nil {
-		return nil, nil, err
+// explain adds the near sockets' counters to a stall, so that a failed
+// run says where the messages stopped.
+func (b *benchLink) explain(err error) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "stalled") {
+		return err
 	}
-	b.sockets = append(b.sockets, ls)
-	if ds, err = mkD(cfg); err != nil {
-		return nil, nil, err
+	var sb strings.Builder
+	for i, s := range b.sockets {
+		st := s.Stats()
+		fmt.Fprintf(&sb, "; socket %d: %d pipes open, %d closed %v, msgs in %d out %d, dropped %d",
+			i, st.PipesOpen, st.PipesClosed, st.CloseReasons, st.MsgsIn, st.MsgsOut, st.Dropped)
 	}
-	b.sockets = append(b.sockets, ds)
-	var lc ferry.ListenerConfig
-	var dc ferry.DialerConfig
-	if tr == "tls+tcp" || tr == "wss" || tr == "quic" {
-		if lc.TLS, dc.TLS, err = benchTLS(); err != nil {
-			return nil, nil, err
-		}
+	return fmt.Errorf("%v%s", err, sb.String())
+}
+
+// dial makes a near socket with mk and connects it to the far side's
+// URL number i; it returns once the pipe is up.
+func (b *benchLink) dial(ctx context.Context, far *benchFar, i int, mk func(ferry.SocketConfig) (*ferry.Socket, error), cfg ferry.SocketConfig) (*ferry.Socket, error) {
+	if i >= len(far.urls) {
+		return nil, fmt.Errorf("far side has %d addresses, want %d", len(far.urls), i+1)
 	}
-	l, err := ls.NewListener(benchAddr(o, tr), lc)
+	s, err := mk(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := l.Start(); err != nil {
-		return nil, nil, err
+	b.sockets = append(b.sockets, s)
+	var dc ferry.DialerConfig
+	if far.cert != nil {
+		if dc.TLS, err = benchClientTLS(far.cert); err != nil {
+			return nil, err
+		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	d, err := ds.NewDialer(l.URL(), dc)
+	d, err := s.NewDialer(far.urls[i], dc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := d.Start(dctx); err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("dial %s: %v", far.urls[i], err)
 	}
-	for ls.Stats().PipesOpen < 1 || ds.Stats().PipesOpen < 1 {
-		if dctx.Err() != nil {
-			return nil, nil, errors.New("no connection after 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return ls, ds, nil
+	return s, nil
 }
+
+// startFar starts the far side: in a child process with --procs 2
+// (inproc cannot leave the process), here otherwise.
+func (o *benchOpts) startFar(ctx context.Context, pattern, role, tr string, size int) (*benchFar, error) {
+	if o.twoProcs(tr) {
+		return benchStartPeer(ctx, pattern, role, tr, size)
+	}
+	return benchStartFar(ctx, o, pattern, role, tr, size)
+}
+
+func (o *benchOpts) twoProcs(tr string) bool { return o.procs == 2 && tr != "inproc" }
 
 // percentiles sorts lat and fills in the latency fields of r.
 func benchPercentiles(lat []int64, r *benchResult) {
@@ -497,32 +696,89 @@ func benchPercentiles(lat []int64, r *benchResult) {
 	r.P50ns, r.P99ns, r.MinNs, r.MaxNs = at(0.50), at(0.99), lat[0], lat[len(lat)-1]
 }
 
-// roundTrips calls rt until the duration has passed (after warm-up) or
-// the sample slice is full, and records each round trip.
-func benchRoundTrips(ctx context.Context, o *benchOpts, rt func() error, r *benchResult) error {
-	for end := time.Now().Add(o.warm); time.Now().Before(end); {
-		if err := rt(); err != nil {
-			return err
+// benchStall is how long a round trip may take before the measurement
+// fails as stalled (instead of hanging).
+var benchStall = 10 * time.Second
+
+// benchRoundTrips calls rt until the duration has passed (after warm-up)
+// or the sample slice is full, and records each round trip. With lossy
+// (PUB/SUB, whose first messages go nowhere until the publisher has the
+// pipe) a warm-up round trip that times out is sent again. A watchdog
+// fails the run when no round trip completes for benchStall.
+func benchRoundTrips(ctx context.Context, o *benchOpts, lossy bool, rt func(context.Context) error, r *benchResult) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var done atomic.Int64
+	defer benchWatchdog(ctx, cancel, &done, benchStall)()
+	fail := func(err error) error {
+		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+			return c
 		}
+		return err
+	}
+	for end := time.Now().Add(o.warm); time.Now().Before(end) || done.Load() == 0; {
+		if lossy {
+			tctx, tcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			err := rt(tctx)
+			tcancel()
+			if errors.Is(err, ferry.ErrTimeout) && ctx.Err() == nil {
+				continue
+			}
+			if err != nil {
+				return fail(err)
+			}
+		} else if err := rt(ctx); err != nil {
+			return fail(err)
+		}
+		done.Add(1)
 	}
 	lat := o.lat[:0]
 	end := time.Now().Add(o.dur)
 	for len(lat) < cap(lat) && ctx.Err() == nil {
 		t0 := time.Now()
-		if err := rt(); err != nil {
-			return err
+		if err := rt(ctx); err != nil {
+			return fail(err)
 		}
 		t1 := time.Now()
+		done.Add(1)
 		lat = append(lat, int64(t1.Sub(t0)))
 		if t1.After(end) && len(lat) >= int(o.minMsgs) {
 			break
 		}
 	}
 	benchPercentiles(lat, r)
-	return nil
+	return fail(nil)
 }
 
-// echoLoop receives on in and sends the same message on out until either
+// benchWatchdog cancels ctx when done has not moved for limit; the
+// returned function stops it.
+func benchWatchdog(ctx context.Context, cancel context.CancelCauseFunc, done *atomic.Int64, limit time.Duration) func() {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(limit / 20)
+		defer t.Stop()
+		last, since := done.Load(), time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if n := done.Load(); n != last {
+				last, since = n, time.Now()
+			} else if time.Since(since) > limit {
+				cancel(fmt.Errorf("stalled: no round trip completed for %v", limit))
+				return
+			}
+		}
+	})
+	return func() { close(quit); wg.Wait() }
+}
+
+// benchEcho receives on in and sends the same message on out until either
 // fails.
 func benchEcho(ctx context.Context, in, out *ferry.Socket) {
 	var m ferry.Msg
@@ -532,74 +788,77 @@ func benchEcho(ctx context.Context, in, out *ferry.Socket) {
 }
 
 func benchLatency(ctx context.Context, o *benchOpts, pattern, tr string, payload []byte, r *benchResult) error {
-	ctx, cancel := context.WithCancel(ctx)
+	far, err := o.startFar(ctx, pattern, "echo", tr, len(payload))
+	if err != nil {
+		return err
+	}
+	defer far.stop()
+	if pattern == "raw" {
+		return benchRawLatency(ctx, o, far.urls[0], payload, r)
+	}
 	var links benchLink
-	var wg sync.WaitGroup
-	defer func() { cancel(); links.close(); wg.Wait() }()
+	defer links.close()
 	cfg := benchCfg(len(payload), ferry.DefaultSendQueueLen)
 	m := ferry.NewMsg(len(payload))
 	defer m.Free()
-	var send func() error
-	var recv func() error
+	var out, in *ferry.Socket
 	switch pattern {
 	case "pair":
-		ls, ds, err := links.join(ctx, o, tr, pair1.New, pair1.New, cfg)
-		if err != nil {
+		if out, err = links.dial(ctx, far, 0, pair1.New, cfg); err != nil {
 			return err
 		}
-		wg.Go(func() { benchEcho(ctx, ls, ls) })
-		send = func() error { return ds.Send(ctx, m) }
-		recv = func() error { return ds.RecvMsg(ctx, m) }
+		in = out
 	case "pushpull", "pubsub":
-		mkL, mkD := push.New, pull.New
+		mkOut, mkIn := push.New, pull.New
 		if pattern == "pubsub" {
-			mkL = pub.New
-			mkD = func(c ferry.SocketConfig) (*ferry.Socket, error) {
-				s, err := sub.New(c)
-				if err == nil {
-					err = sub.Subscribe(s, []byte(""))
-				}
-				return s, err
-			}
+			mkOut, mkIn = pub.New, benchNewSub
 		}
-		out, far, err := links.join(ctx, o, tr, mkL, mkD, cfg)
-		if err != nil {
+		if out, err = links.dial(ctx, far, 0, mkOut, cfg); err != nil {
 			return err
 		}
-		back, near, err := links.join(ctx, o, tr, mkL, mkD, cfg)
-		if err != nil {
+		if in, err = links.dial(ctx, far, 1, mkIn, cfg); err != nil {
 			return err
 		}
-		wg.Go(func() { benchEcho(ctx, far, back) })
-		send = func() error { return out.Send(ctx, m) }
-		recv = func() error { return near.RecvMsg(ctx, m) }
 	case "reqrep":
-		rp, rq, err := links.join(ctx, o, tr, rep.New, req.New, cfg)
+		rq, err := links.dial(ctx, far, 0, req.New, cfg)
 		if err != nil {
 			return err
 		}
-		wg.Go(func() { benchServe(ctx, rp, 1) })
 		c, err := rq.OpenContext()
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		send = func() error { return c.Send(ctx, m) }
-		recv = func() error { return c.RecvMsg(ctx, m) }
+		return links.explain(benchRoundTrips(ctx, o, false, func(ctx context.Context) error {
+			m.SetBody(payload)
+			if err := c.Send(ctx, m); err != nil {
+				return err
+			}
+			if err := c.RecvMsg(ctx, m); err != nil {
+				return err
+			}
+			return benchCheckLen(m, len(payload))
+		}, r))
+	default:
+		return fmt.Errorf("no latency measurement for %s", pattern)
 	}
-	return benchRoundTrips(ctx, o, func() error {
+	return links.explain(benchRoundTrips(ctx, o, pattern == "pubsub", func(ctx context.Context) error {
 		m.SetBody(payload)
-		if err := send(); err != nil {
+		if err := out.Send(ctx, m); err != nil {
 			return err
 		}
-		if err := recv(); err != nil {
+		if err := in.RecvMsg(ctx, m); err != nil {
 			return err
 		}
-		if len(m.Body) != len(payload) {
-			return fmt.Errorf("echo of %d bytes came back with %d", len(payload), len(m.Body))
-		}
-		return nil
-	}, r)
+		return benchCheckLen(m, len(payload))
+	}, r))
+}
+
+func benchCheckLen(m *ferry.Msg, n int) error {
+	if len(m.Body) != n {
+		return fmt.Errorf("echo of %d bytes came back with %d", n, len(m.Body))
+	}
+	return nil
 }
 
 // benchServe echoes requests on rp until ctx ends or rp closes.
@@ -628,102 +887,62 @@ func benchCount(ctx context.Context, o *benchOpts, got *atomic.Int64, size int, 
 		time.Sleep(time.Millisecond)
 	}
 	c1, t1 := got.Load(), time.Now()
+	if c1-c0 < o.minMsgs {
+		return fmt.Errorf("stalled: %d messages in %v", c1-c0, t1.Sub(t0).Round(time.Millisecond))
+	}
 	r.Msgs, r.Seconds = c1-c0, t1.Sub(t0).Seconds()
 	r.MsgsPerS = float64(r.Msgs) / r.Seconds
 	r.MBPerS = r.MsgsPerS * float64(size) / 1e6
 	return nil
 }
 
+// benchThroughput: the far side streams (reqrep: serves), the near side
+// counts what arrives. PUB sends flat out and drops what a subscriber's
+// queue cannot take, so pubsub and fanout count deliveries.
 func benchThroughput(ctx context.Context, o *benchOpts, pattern, tr string, payload []byte, r *benchResult) error {
+	role := "source"
+	if pattern == "reqrep" {
+		role = "echo"
+	}
+	size := len(payload)
+	far, err := o.startFar(ctx, pattern, role, tr, size)
+	if err != nil {
+		return err
+	}
+	defer far.stop()
+	if pattern == "raw" {
+		return benchRawThroughput(ctx, o, far.urls[0], size, r)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var links benchLink
 	var wg sync.WaitGroup
 	defer func() { cancel(); links.close(); wg.Wait() }()
-	size := len(payload)
 	var got atomic.Int64
-	receive := func(s *ferry.Socket, progress chan struct{}, every int64) {
+	receive := func(s *ferry.Socket) {
 		var m ferry.Msg
 		defer m.Free()
 		for s.RecvMsg(ctx, &m) == nil {
-			if got.Add(1)%every == 0 && progress != nil {
-				select {
-				case progress <- struct{}{}:
-				default:
-				}
-			}
+			got.Add(1)
 		}
 	}
-	stream := func(s *ferry.Socket, wait func(sent int64) bool) {
-		m := ferry.NewMsg(size)
-		defer m.Free()
-		for sent := int64(1); ; sent++ {
-			m.SetBody(payload)
-			if s.Send(ctx, m) != nil {
-				return
-			}
-			if wait != nil && !wait(sent) {
-				return
-			}
-		}
+	cfg := benchCfg(size, ferry.DefaultSendQueueLen)
+	mks := map[string]func(ferry.SocketConfig) (*ferry.Socket, error){
+		"pair": pair1.New, "pushpull": pull.New, "pubsub": benchNewSub, "fanout": benchNewSub, "reqrep": req.New}
+	n := 1
+	if pattern == "fanout" {
+		n = o.fanout
 	}
-	switch pattern {
-	case "pair", "pushpull":
-		mkL, mkD := pair1.New, pair1.New
-		if pattern == "pushpull" {
-			mkL, mkD = pull.New, push.New
-		}
-		ls, ds, err := links.join(ctx, o, tr, mkL, mkD, benchCfg(size, ferry.DefaultSendQueueLen))
+	for range n {
+		s, err := links.dial(ctx, far, 0, mks[pattern], cfg)
 		if err != nil {
 			return err
 		}
-		wg.Go(func() { receive(ls, nil, 1) })
-		wg.Go(func() { stream(ds, nil) })
-	case "pubsub":
-		window := int64(max(4, min(2048, (16<<20)/size)))
-		cfg := benchCfg(size, 8192)
-		cfg.SendQueueLen = int(2*window + 16)
-		cfg.RecvQueueLen = cfg.SendQueueLen
-		mkSub := func(c ferry.SocketConfig) (*ferry.Socket, error) {
-			s, err := sub.New(c)
-			if err == nil {
-				err = sub.Subscribe(s, []byte(""))
-			}
-			return s, err
+		if pattern != "reqrep" {
+			wg.Go(func() { receive(s) })
+			continue
 		}
-		ps, ss, err := links.join(ctx, o, tr, pub.New, mkSub, cfg)
-		if err != nil {
-			return err
-		}
-		progress := make(chan struct{}, 1)
-		every := max(1, window/8)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		var dropped uint64
-		wg.Go(func() { receive(ss, progress, every) })
-		wg.Go(func() {
-			stream(ps, func(sent int64) bool {
-				for sent-int64(dropped)-got.Load() > window {
-					select {
-					case <-progress:
-					case <-tick.C:
-						dropped = ps.Stats().Dropped
-					case <-ctx.Done():
-						return false
-					}
-				}
-				return true
-			})
-		})
-		defer func() { r.Dropped = ps.Stats().Dropped }()
-	case "reqrep":
-		rp, rq, err := links.join(ctx, o, tr, rep.New, req.New, benchCfg(size, ferry.DefaultSendQueueLen))
-		if err != nil {
-			return err
-		}
-		const inFlight = 8
-		wg.Go(func() { benchServe(ctx, rp, inFlight) })
-		for range inFlight {
-			c, err := rq.OpenContext()
+		for range benchReqrepWorkers {
+			c, err := s.OpenContext()
 			if err != nil {
 				return err
 			}
@@ -741,44 +960,75 @@ func benchThroughput(ctx context.Context, o *benchOpts, pattern, tr string, payl
 			})
 		}
 	}
+	return links.explain(benchCount(ctx, o, &got, size, r))
+}
+
+// The inproc floor: two goroutines and bare channels, no library. A round
+// trip is a slice sent one way and back over two unbuffered channels;
+// throughput is one goroutine sending into a channel of 128 that another
+// drains.
+
+func benchChanLatency(ctx context.Context, o *benchOpts, size int, r *benchResult) error {
+	ping, pong := make(chan []byte), make(chan []byte)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case b := <-ping:
+				pong <- b
+			case <-done:
+				return
+			}
+		}
+	}()
+	buf := make([]byte, size)
+	return benchRoundTrips(ctx, o, false, func(ctx context.Context) error {
+		ping <- buf
+		select {
+		case buf = <-pong:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, r)
+}
+
+func benchChanThroughput(ctx context.Context, o *benchOpts, size int, r *benchResult) error {
+	q := make(chan []byte, ferry.DefaultRecvQueueLen)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(done); wg.Wait() }()
+	var got atomic.Int64
+	buf := make([]byte, size)
+	wg.Go(func() {
+		for {
+			select {
+			case q <- buf:
+			case <-done:
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-q:
+				got.Add(1)
+			case <-done:
+				return
+			}
+		}
+	})
 	return benchCount(ctx, o, &got, size, r)
 }
 
 // The raw-TCP floor: 8-byte big-endian length, then the payload, over a
 // plain TCP connection on loopback with 64 KiB bufio buffers each way.
 
-func benchRawPair(ctx context.Context) (a, b net.Conn, err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
+func benchRawDial(ctx context.Context, url string) (net.Conn, error) {
 	var d net.Dialer
-	a, err = d.DialContext(ctx, "tcp", ln.Addr().String())
-	if err != nil {
-		ln.Close() // ends the Accept
-	}
-	rs := <-ch
-	if err != nil {
-		if rs.c != nil {
-			rs.c.Close()
-		}
-		return nil, nil, err
-	}
-	if rs.err != nil {
-		a.Close()
-		return nil, nil, rs.err
-	}
-	return a, rs.c, nil
+	return d.DialContext(ctx, "tcp", strings.TrimPrefix(url, "tcp://"))
 }
 
 func benchRawWrite(w *bufio.Writer, p []byte) error {
@@ -807,29 +1057,17 @@ func benchRawRead(rd *bufio.Reader, buf []byte) ([]byte, error) {
 	return buf, err
 }
 
-func benchRawLatency(ctx context.Context, o *benchOpts, payload []byte, r *benchResult) error {
-	a, b, err := benchRawPair(ctx)
+func benchRawLatency(ctx context.Context, o *benchOpts, url string, payload []byte, r *benchResult) error {
+	c, err := benchRawDial(ctx, url)
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	defer func() { a.Close(); b.Close(); wg.Wait() }()
-	wg.Go(func() {
-		rd, w := bufio.NewReaderSize(b, 64<<10), bufio.NewWriterSize(b, 64<<10)
-		buf := make([]byte, len(payload))
-		for {
-			var err error
-			if buf, err = benchRawRead(rd, buf); err != nil {
-				return
-			}
-			if benchRawWrite(w, buf) != nil || w.Flush() != nil {
-				return
-			}
-		}
-	})
-	rd, w := bufio.NewReaderSize(a, 64<<10), bufio.NewWriterSize(a, 64<<10)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { <-ctx.Done(); c.Close() }() // a stall ends the reads
+	rd, w := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, 64<<10)
 	buf := make([]byte, len(payload))
-	return benchRoundTrips(ctx, o, func() error {
+	return benchRoundTrips(ctx, o, false, func(context.Context) error {
 		if err := benchRawWrite(w, payload); err != nil {
 			return err
 		}
@@ -842,17 +1080,17 @@ func benchRawLatency(ctx context.Context, o *benchOpts, payload []byte, r *bench
 	}, r)
 }
 
-func benchRawThroughput(ctx context.Context, o *benchOpts, payload []byte, r *benchResult) error {
-	a, b, err := benchRawPair(ctx)
+func benchRawThroughput(ctx context.Context, o *benchOpts, url string, size int, r *benchResult) error {
+	c, err := benchRawDial(ctx, url)
 	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
-	defer func() { a.Close(); b.Close(); wg.Wait() }()
+	defer func() { c.Close(); wg.Wait() }()
 	var got atomic.Int64
 	wg.Go(func() {
-		rd := bufio.NewReaderSize(b, 64<<10)
-		buf := make([]byte, len(payload))
+		rd := bufio.NewReaderSize(c, 64<<10)
+		buf := make([]byte, size)
 		for {
 			var err error
 			if buf, err = benchRawRead(rd, buf); err != nil {
@@ -861,12 +1099,7 @@ func benchRawThroughput(ctx context.Context, o *benchOpts, payload []byte, r *be
 			got.Add(1)
 		}
 	})
-	wg.Go(func() {
-		w := bufio.NewWriterSize(a, 64<<10)
-		for benchRawWrite(w, payload) == nil {
-		}
-	})
-	return benchCount(ctx, o, &got, len(payload), r)
+	return benchCount(ctx, o, &got, size, r)
 }
 
 // benchTLS returns a server and a client configuration around a

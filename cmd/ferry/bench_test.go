@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -54,7 +57,7 @@ func TestBenchQuick(t *testing.T) {
 	}
 	for _, size := range []string{"64 B", "64 KiB"} {
 		want("raw", "tcp", size)
-		for _, p := range benchPatterns {
+		for _, p := range benchDefPatterns {
 			for _, tr := range []string{"inproc", "ipc", "tcp"} {
 				want(p, tr, size)
 			}
@@ -99,6 +102,11 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", "--duration", "0s"}, "--duration 0s: must be > 0"},
 		{[]string{"bench", "--duration", "soon"}, "invalid value"},
 		{[]string{"bench", "extra"}, `unexpected argument "extra"`},
+		{[]string{"bench", "--procs", "3"}, "--procs 3: must be 1 or 2"},
+		{[]string{"bench", "--against", "zmq"}, `--against "zmq": the only peer is nng`},
+		{[]string{"bench", "--fanout", "0"}, "--fanout 0: must be 1..1000"},
+		{[]string{"bench", "--idle-pipes", "-1"}, "--idle-pipes -1: must be 0..100000"},
+		{[]string{"bench", "--against", "nng", "--nng-peer", "/nonexistent/ferry-nngpeer"}, "--nng-peer: stat /nonexistent"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
@@ -111,7 +119,7 @@ func TestBenchErrors(t *testing.T) {
 		}
 	}
 	var out, errOut bytes.Buffer
-	if code := run([]string{"help", "bench"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ferry bench --quick") || !strings.Contains(out.String(), "To come") {
+	if code := run([]string{"help", "bench"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ferry bench --quick") || !strings.Contains(out.String(), "--against nng") {
 		t.Errorf("help bench: exit %d\n%s", code, out.String())
 	}
 }
@@ -165,6 +173,129 @@ func TestBenchMoreTransports(t *testing.T) {
 	for _, r := range rep.Results {
 		if r.P50ns <= 0 || r.MsgsPerS <= 0 {
 			t.Errorf("%s/%s: bad figures: %+v", r.Pattern, r.Transport, r)
+		}
+	}
+}
+
+// TestBenchStall: a measurement whose messages stop coming back fails
+// with "stalled" after benchStall instead of hanging.
+func TestBenchStall(t *testing.T) {
+	defer func(d time.Duration) { benchStall = d }(benchStall)
+	benchStall = 200 * time.Millisecond
+	o := &benchOpts{dur: time.Second, warm: time.Millisecond, minMsgs: 2, lat: make([]int64, 1024)}
+	n := 0
+	var r benchResult
+	err := benchRoundTrips(context.Background(), o, false, func(ctx context.Context) error {
+		if n++; n < 5 {
+			return nil
+		}
+		<-ctx.Done() // the echo never comes
+		return ctx.Err()
+	}, &r)
+	if err == nil || !strings.HasPrefix(err.Error(), "stalled") {
+		t.Fatalf("got %v, want a stall", err)
+	}
+}
+
+// TestBenchTwoProcs runs the far side of every pattern in a second
+// process (this test binary, as `ferry bench-peer`) and measures the
+// memory of idle pipes opened from a second process.
+func TestBenchTwoProcs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	defer func(w io.Writer) { benchProgress = w }(benchProgress)
+	benchProgress = io.Discard
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "--quick", "--json", "--procs", "2", "--patterns", "pair,pushpull,reqrep,pubsub,fanout", "--fanout", "5",
+		"--transports", "tcp", "--sizes", "64", "--duration", "20ms", "--idle-pipes", "200"}
+	if code := run(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1+5 || rep.Procs != 2 {
+		t.Fatalf("%d results (procs %d), want %d", len(rep.Results), rep.Procs, 1+5)
+	}
+	for _, r := range rep.Results {
+		if r.Procs != 2 || r.MsgsPerS <= 0 || (r.Pattern != "fanout" && r.P50ns <= 0) || r.ErrString != "" {
+			t.Errorf("%s/%s: bad figures: %+v", r.Pattern, r.Transport, r)
+		}
+	}
+	if i := rep.Idle; i == nil || i.ErrString != "" || i.Pipes != 200 || i.RSSPerPipe <= 0 || i.GoroutinesPerPipe < 1 {
+		t.Errorf("idle pipes: %+v", rep.Idle)
+	}
+}
+
+// buildNNGPeer builds bench/nngpeer (cgo, libnng-dev) into a temporary
+// directory. Without libnng it skips, or fails when CI is set.
+func buildNNGPeer(t *testing.T) string {
+	t.Helper()
+	const msg = "ferry-nngpeer does not build: install Debian's libnng-dev (apt-get install -y libnng-dev) and gcc"
+	if _, err := os.Stat("/usr/include/nng/nng.h"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + "; CI is set, so the NNG comparison may not be skipped")
+		}
+		t.Skip(msg)
+	}
+	bin := filepath.Join(t.TempDir(), benchNNGPeerName)
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	cmd := exec.Command(gobin, "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join("..", "..", "bench", "nngpeer")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", msg, err, out)
+	}
+	return bin
+}
+
+// TestBenchAgainstNNG runs `ferry bench --against nng --quick`: every
+// pattern over tcp and ipc, ferry and NNG each between two processes;
+// every row must carry NNG's figures and the ratios.
+func TestBenchAgainstNNG(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	peer := buildNNGPeer(t)
+	defer func(w io.Writer) { benchProgress = w }(benchProgress)
+	benchProgress = io.Discard
+	args := []string{"bench", "--against", "nng", "--quick", "--nng-peer", peer, "--transports", "tcp,ipc",
+		"--sizes", "64", "--fanout", "10", "--duration", "20ms"}
+	var out, errOut bytes.Buffer
+	if code := run(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
+	}
+	t.Logf("\n%s", out.String())
+	if !strings.Contains(out.String(), "lat x nng") || !strings.Contains(out.String(), "tput x nng") {
+		t.Errorf("no ratio columns:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run(append(args, "--json"), &out, &errOut); code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, errOut.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1+5*2 {
+		t.Fatalf("%d results, want %d", len(rep.Results), 1+5*2)
+	}
+	for _, r := range rep.Results {
+		if r.Floor {
+			continue
+		}
+		n := r.NNG
+		if n == nil || n.ErrString != "" || r.ErrString != "" {
+			t.Errorf("%s/%s: %+v (nng %+v)", r.Pattern, r.Transport, r, n)
+			continue
+		}
+		if r.Pattern != "fanout" && (n.P50ns <= 0 || r.LatXNNG <= 0) {
+			t.Errorf("%s/%s: no latency ratio: %+v", r.Pattern, r.Transport, n)
+		}
+		if r.Pattern != "reqrep" && (n.MsgsPerS <= 0 || r.TputXNNG <= 0) {
+			t.Errorf("%s/%s: no throughput ratio: %+v", r.Pattern, r.Transport, n)
 		}
 	}
 }

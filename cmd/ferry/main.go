@@ -48,6 +48,13 @@ func run(args []string, out, errOut io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "bench-peer" { // started by ferry bench; not in help
+		if err := runBenchPeer(args[1:], out); err != nil {
+			fmt.Fprintf(errOut, "ferry bench-peer: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			for _, a := range args[1:] {

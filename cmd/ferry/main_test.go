@@ -2,13 +2,21 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/ferrymq/ferry/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.VerifyMain(m) }
+// TestMain doubles as `ferry bench-peer`: two-process benchmarks start
+// this test binary as their far side.
+func TestMain(m *testing.M) {
+	if os.Getenv(benchPeerEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	testutil.VerifyMain(m)
+}
 
 func TestDemo(t *testing.T) {
 	var out, errOut bytes.Buffer
