@@ -3,19 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/signal"
@@ -31,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/selfsigned"
 	"github.com/ferrymq/ferry/protocol/pair1"
 	"github.com/ferrymq/ferry/protocol/pub"
 	"github.com/ferrymq/ferry/protocol/pull"
@@ -658,7 +652,7 @@ func (b *benchLink) dial(ctx context.Context, far *benchFar, i int, mk func(ferr
 	b.sockets = append(b.sockets, s)
 	var dc ferry.DialerConfig
 	if far.cert != nil {
-		if dc.TLS, err = benchClientTLS(far.cert); err != nil {
+		if dc.TLS, err = selfsigned.Client(far.cert); err != nil {
 			return nil, err
 		}
 	}
@@ -1100,49 +1094,4 @@ func benchRawThroughput(ctx context.Context, o *benchOpts, url string, size int,
 		}
 	})
 	return benchCount(ctx, o, &got, size, r)
-}
-
-// benchTLS returns a server and a client configuration around a
-// self-signed certificate for 127.0.0.1, made once, in memory.
-func benchTLS() (srv, cli *tls.Config, err error) {
-	benchTLSOnce.Do(func() { benchTLSSrv, benchTLSCli, benchTLSErr = benchMakeTLS() })
-	return benchTLSSrv, benchTLSCli, benchTLSErr
-}
-
-var (
-	benchTLSOnce             sync.Once
-	benchTLSSrv, benchTLSCli *tls.Config
-	benchTLSErr              error
-)
-
-func benchMakeTLS() (*tls.Config, *tls.Config, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		DNSNames:              []string{"localhost", "127.0.0.1"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	srv := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	cli := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	return srv, cli, nil
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/selfsigned"
 	"github.com/ferrymq/ferry/protocol/pair1"
 	"github.com/ferrymq/ferry/protocol/pub"
 	"github.com/ferrymq/ferry/protocol/pull"
@@ -119,7 +118,7 @@ func benchStartFar(ctx context.Context, o *benchOpts, pattern, role, tr string, 
 	cfg := benchCfg(size, ferry.DefaultSendQueueLen)
 	var lc ferry.ListenerConfig
 	if benchHasTLS(tr) {
-		srv, _, err := benchTLS()
+		srv, _, err := selfsigned.Configs()
 		if err != nil {
 			return fail(err)
 		}
@@ -215,17 +214,6 @@ func benchRawEcho(c net.Conn, size int) {
 			return
 		}
 	}
-}
-
-// benchClientTLS trusts the far side's certificate.
-func benchClientTLS(cert []byte) (*tls.Config, error) {
-	c, err := x509.ParseCertificate(cert)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, nil
 }
 
 // benchPeerEnv marks a child started as the far side: the test binary

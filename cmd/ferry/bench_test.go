@@ -51,12 +51,13 @@ func TestBenchQuick(t *testing.T) {
 		if f[6] == "0" || strings.HasPrefix(f[6], "0.0") || strings.HasPrefix(f[7], "0.0") {
 			t.Errorf("%s %s %s: no throughput: %v", pattern, tr, size, f)
 		}
-		if tr == "tcp" && len(f) < 10 {
+		if (tr == "tcp" || tr == "inproc") && len(f) < 10 {
 			t.Errorf("%s %s %s: no x floor figures: %v", pattern, tr, size, f)
 		}
 	}
 	for _, size := range []string{"64 B", "64 KiB"} {
 		want("raw", "tcp", size)
+		want("chan", "inproc", size)
 		for _, p := range benchDefPatterns {
 			for _, tr := range []string{"inproc", "ipc", "tcp"} {
 				want(p, tr, size)
@@ -79,12 +80,12 @@ func TestBenchQuick(t *testing.T) {
 		if r.ErrString != "" || r.Samples < 1 || r.P50ns <= 0 || r.P99ns < r.P50ns || r.Msgs < 1 || r.MsgsPerS <= 0 || r.MBPerS <= 0 {
 			t.Errorf("%s: bad figures: %+v", key, r)
 		}
-		if r.Transport == "tcp" && !r.Floor && (r.LatXF <= 0 || r.TputXF <= 0) {
+		if (r.Transport == "tcp" || r.Transport == "inproc") && !r.Floor && (r.LatXF <= 0 || r.TputXF <= 0) {
 			t.Errorf("%s: no ratio to the floor: %+v", key, r)
 		}
 	}
-	if len(rep.Results) != 2+2*4*3 || len(got) != len(rep.Results) {
-		t.Errorf("--json has %d results (%d distinct), want %d", len(rep.Results), len(got), 2+2*4*3)
+	if len(rep.Results) != 2+2+2*4*3 || len(got) != len(rep.Results) {
+		t.Errorf("--json has %d results (%d distinct), want %d", len(rep.Results), len(got), 2+2+2*4*3)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -66,6 +67,8 @@ func TestStressQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
+	defer func(w io.Writer) { stressProgress = w }(stressProgress)
+	stressProgress = io.Discard
 	var out, errOut bytes.Buffer
 	if code := run([]string{"stress", "--quick", "--only", "churn,close,streams"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())

@@ -41,6 +41,9 @@ Examples:
   ferry stress --duration 1h
 `
 
+// stressProgress is where the progress bar goes.
+var stressProgress io.Writer = os.Stderr
+
 func runStress(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("stress", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -83,8 +86,8 @@ func runStress(args []string, out io.Writer) error {
 	var results []stress.Result
 	for round := 1; ; round++ {
 		for _, s := range todo {
-			r := stress.Run(ctx, s, scale, progressBar(os.Stderr, s.Name, round))
-			fmt.Fprint(os.Stderr, "\r\033[K")
+			r := stress.Run(ctx, s, scale, progressBar(stressProgress, s.Name, round))
+			fmt.Fprint(stressProgress, "\r\033[K")
 			results = append(results, r)
 		}
 		if *duration == 0 || time.Now().After(end) || ctx.Err() != nil {

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/selfsigned"
 	"github.com/ferrymq/ferry/protocol/pair"
 	"github.com/ferrymq/ferry/protocol/pair1"
 	"github.com/ferrymq/ferry/protocol/rep"
 	"github.com/ferrymq/ferry/protocol/req"
+	_ "github.com/ferrymq/ferry/transport/quic" // the stream churn runs over quic too
 )
 
 // FillChecked makes m's body size (>= 12) bytes: seq, random bytes from
@@ -271,16 +273,41 @@ func retention(ctx context.Context, sc Scale, progress func(int, int)) error {
 }
 
 // streamChurn: a client opens a pipe, sends a request and closes, over
-// and over: on even cycles after reading the reply, on odd cycles at once,
-// leaving the server to answer a pipe that is gone. Afterwards no pipe is
-// left open on the server.
+// and over, over tcp and then over quic (the quic-go incident's
+// transport): on even cycles after reading the reply, on odd cycles at
+// once, leaving the server to answer a pipe that is gone. Afterwards no
+// pipe is left open on the server.
 func streamChurn(ctx context.Context, sc Scale, progress func(int, int)) error {
+	for k, scheme := range []string{"tcp", "quic"} {
+		err := streamChurnOver(ctx, scheme, sc.StreamCycles, func(done int) {
+			progress(k*sc.StreamCycles+done, 2*sc.StreamCycles)
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %v", scheme, err)
+		}
+	}
+	return nil
+}
+
+func streamChurnOver(ctx context.Context, scheme string, cycles int, progress func(int)) error {
+	var lc ferry.ListenerConfig
+	var dc ferry.DialerConfig
+	if scheme == "quic" {
+		srv, cli, err := selfsigned.Configs()
+		if err != nil {
+			return err
+		}
+		lc.TLS, dc.TLS = srv, cli
+	}
 	srv, err := rep.New(ferry.SocketConfig{})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	l, err := srv.Listen("tcp://127.0.0.1:0")
+	l, err := srv.NewListener(scheme+"://127.0.0.1:0", lc)
+	if err == nil {
+		err = l.Start()
+	}
 	if err != nil {
 		return err
 	}
@@ -293,18 +320,18 @@ func streamChurn(ctx context.Context, sc Scale, progress func(int, int)) error {
 		}, ferry.ServeConfig{Workers: 4})
 	}()
 	defer func() { stop(); <-served }()
-	for i := range sc.StreamCycles {
+	for i := range cycles {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := churnOnce(ctx, l.URL(), i%2 == 0); err != nil {
+		if err := churnOnce(ctx, l.URL(), dc, i%2 == 0); err != nil {
 			return fmt.Errorf("cycle %d: %v", i, err)
 		}
 		if i%100 == 99 {
-			progress(i+1, sc.StreamCycles)
+			progress(i + 1)
 		}
 	}
-	progress(sc.StreamCycles, sc.StreamCycles)
+	progress(cycles)
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.Stats().PipesOpen > 0 {
 		if time.Now().After(deadline) {
@@ -315,7 +342,7 @@ func streamChurn(ctx context.Context, sc Scale, progress func(int, int)) error {
 	return nil
 }
 
-func churnOnce(ctx context.Context, url string, read bool) error {
+func churnOnce(ctx context.Context, url string, dc ferry.DialerConfig, read bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cli, err := req.New(ferry.SocketConfig{})
@@ -323,7 +350,11 @@ func churnOnce(ctx context.Context, url string, read bool) error {
 		return err
 	}
 	defer cli.Close()
-	if _, err := cli.Dial(ctx, url); err != nil {
+	d, err := cli.NewDialer(url, dc)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(ctx); err != nil {
 		return err
 	}
 	if err := cli.SendBytes(ctx, []byte("churn")); err != nil {

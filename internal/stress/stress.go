@@ -20,7 +20,7 @@ type Scale struct {
 	CloseIters     int // close races: sockets closed under a blocked Recv
 	Messages       int // double release: messages with injected misuse
 	RetentionBytes int // retention: bytes pushed through a slow peer
-	StreamCycles   int // stream churn: pipes opened, used and closed
+	StreamCycles   int // stream churn: pipes opened, used and closed, over tcp and again over quic
 }
 
 // Full is the scale `ferry stress` runs by default.
