@@ -255,15 +255,11 @@ func runBench(args []string, out io.Writer) error {
 	}
 
 	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
+		stop, err := benchProfile(*cpuprofile)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -796,6 +792,7 @@ func benchLatency(ctx context.Context, o *benchOpts, pattern, tr string, payload
 	m := ferry.NewMsg(len(payload))
 	defer m.Free()
 	var out, in *ferry.Socket
+	var send, recv func(context.Context, *ferry.Msg) error
 	switch pattern {
 	case "pair":
 		if out, err = links.dial(ctx, far, 0, pair1.New, cfg); err != nil {
@@ -823,29 +820,36 @@ func benchLatency(ctx context.Context, o *benchOpts, pattern, tr string, payload
 			return err
 		}
 		defer c.Close()
-		return links.explain(benchRoundTrips(ctx, o, false, func(ctx context.Context) error {
-			m.SetBody(payload)
-			if err := c.Send(ctx, m); err != nil {
-				return err
-			}
-			if err := c.RecvMsg(ctx, m); err != nil {
-				return err
-			}
-			return benchCheckLen(m, len(payload))
-		}, r))
+		send, recv = c.Send, c.RecvMsg
 	default:
 		return fmt.Errorf("no latency measurement for %s", pattern)
 	}
+	if send == nil {
+		send, recv = out.Send, in.RecvMsg
+	}
 	return links.explain(benchRoundTrips(ctx, o, pattern == "pubsub", func(ctx context.Context) error {
 		m.SetBody(payload)
-		if err := out.Send(ctx, m); err != nil {
+		if err := send(ctx, m); err != nil {
 			return err
 		}
-		if err := in.RecvMsg(ctx, m); err != nil {
+		if err := recv(ctx, m); err != nil {
 			return err
 		}
 		return benchCheckLen(m, len(payload))
 	}, r))
+}
+
+// benchProfile writes a CPU profile to path until stop is called.
+func benchProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func benchCheckLen(m *ferry.Msg, n int) error {

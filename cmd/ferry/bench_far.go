@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -340,15 +339,11 @@ func runBenchPeer(args []string, out io.Writer) error {
 		return fmt.Errorf("--size %d: want 1..%d", *size, benchMaxSize)
 	}
 	if prefix := os.Getenv("FERRY_BENCH_PEER_CPUPROFILE"); prefix != "" { // for profiling the far side
-		f, err := os.Create(fmt.Sprintf("%s.%s-%s-%d.%d", prefix, *pattern, *role, *size, os.Getpid()))
+		stop, err := benchProfile(fmt.Sprintf("%s.%s-%s-%d.%d", prefix, *pattern, *role, *size, os.Getpid()))
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
