@@ -81,6 +81,13 @@ func TestStressQuick(t *testing.T) {
 	if strings.Count(out.String(), "PASS") != 3 {
 		t.Errorf("want 3 PASS:\n%s", out.String())
 	}
+	// --only picks exactly what it names (it once ran every scenario
+	// after the last one named).
+	out.Reset()
+	if code := run([]string{"stress", "--quick", "--only", "close"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "close") || strings.Count(out.String(), "PASS") != 1 {
+		t.Errorf("--only close: exit %d:\n%s", code, out.String())
+	}
 	var e2 bytes.Buffer
 	if code := run([]string{"stress", "--only", "nope"}, &out, &e2); code != 1 || !strings.Contains(e2.String(), `no scenario "nope"`) {
 		t.Errorf("bad --only: exit %d, %q", code, e2.String())

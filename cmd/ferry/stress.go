@@ -70,8 +70,9 @@ func runStress(args []string, out io.Writer) error {
 			want[n] = true
 		}
 	}
+	all := len(want) == 0
 	for _, s := range stress.Scenarios() {
-		if len(want) == 0 || want[s.Name] {
+		if all || want[s.Name] {
 			todo = append(todo, s)
 			delete(want, s.Name)
 		}

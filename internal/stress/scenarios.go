@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/selfsigned"
+	"github.com/ferrymq/ferry/pool"
 	"github.com/ferrymq/ferry/protocol/pair"
 	"github.com/ferrymq/ferry/protocol/pair1"
 	"github.com/ferrymq/ferry/protocol/rep"
@@ -231,9 +232,58 @@ func doubleRelease(ctx context.Context, sc Scale, progress func(int, int)) error
 	return <-sendErr
 }
 
-// retention: bytes pushed through a slow tcp peer; afterwards the heap
-// must come back (checked by Run).
+// retention: the pool half (the pond incident's shape: 10 workers,
+// rounds of 14 tasks each capturing a fresh 1 MiB payload, the queue
+// always holding some) and the socket half (bytes pushed through a slow
+// tcp peer). The heap must stay bounded while they run and come back
+// afterwards (checked by Run).
 func retention(ctx context.Context, sc Scale, progress func(int, int)) error {
+	total := sc.PoolRounds + sc.RetentionBytes>>20
+	if err := poolRetention(ctx, sc.PoolRounds, func(done int) { progress(done, total) }); err != nil {
+		return fmt.Errorf("pool: %v", err)
+	}
+	return socketRetention(ctx, sc, func(mib, _ int) { progress(sc.PoolRounds+mib, total) })
+}
+
+// poolRetention fails if the heap ever holds more than 64 MiB over where
+// it started: a queue that kept finished tasks would pin 1 MiB per task.
+func poolRetention(ctx context.Context, rounds int, progress func(int)) error {
+	const workers, perRound, payload, limit = 10, 14, 1 << 20, 64 << 20
+	p, err := pool.New(workers, pool.Config{})
+	if err != nil {
+		return err
+	}
+	defer p.StopAndWait(context.Background())
+	base := heapInUse()
+	var sum atomic.Int64
+	tasks := make([]*pool.Task, perRound)
+	for r := range rounds {
+		if ctx.Err() != nil {
+			return nil
+		}
+		data := make([]byte, payload)
+		data[r%payload] = 1
+		for i := range tasks {
+			tasks[i] = p.Submit(func() { sum.Add(int64(data[(r+i)%payload])) })
+		}
+		for _, t := range tasks {
+			if err := t.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		if r%100 == 99 { // live heap: what the pool still references
+			if h := heapInUse(); h > base+limit {
+				return fmt.Errorf("round %d: heap %d MiB over a %d MiB start: finished tasks are kept", r+1, (h-base)>>20, base>>20)
+			}
+			progress(r + 1)
+		}
+	}
+	clear(tasks)
+	progress(rounds)
+	return nil
+}
+
+func socketRetention(ctx context.Context, sc Scale, progress func(int, int)) error {
 	ls, ds, err := join(ctx, "tcp://127.0.0.1:0", pair1.New, pair1.New, ferry.SocketConfig{RecvQueueLen: 16, SendQueueLen: 64})
 	if err != nil {
 		return err

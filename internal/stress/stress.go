@@ -20,14 +20,15 @@ type Scale struct {
 	CloseIters     int // close races: sockets closed under a blocked Recv
 	Messages       int // double release: messages with injected misuse
 	RetentionBytes int // retention: bytes pushed through a slow peer
+	PoolRounds     int // retention: pool rounds of 14 tasks holding 1 MiB each
 	StreamCycles   int // stream churn: pipes opened, used and closed, over tcp and again over quic
 }
 
 // Full is the scale `ferry stress` runs by default.
-var Full = Scale{Contexts: 100000, CloseIters: 100000, Messages: 10000000, RetentionBytes: 1 << 30, StreamCycles: 100000}
+var Full = Scale{Contexts: 100000, CloseIters: 100000, Messages: 10000000, RetentionBytes: 1 << 30, PoolRounds: 2000, StreamCycles: 100000}
 
 // Quick is the scale the test suite and `ferry stress --quick` run.
-var Quick = Scale{Contexts: 4000, CloseIters: 2000, Messages: 200000, RetentionBytes: 128 << 20, StreamCycles: 500}
+var Quick = Scale{Contexts: 4000, CloseIters: 2000, Messages: 200000, RetentionBytes: 128 << 20, PoolRounds: 200, StreamCycles: 500}
 
 // Scenario is one failure class, reproduced.
 type Scenario struct {
