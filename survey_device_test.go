@@ -110,6 +110,9 @@ func TestSurveyorContexts(t *testing.T) {
 	if _, err := r.Dial(ctx, l.URL()); err != nil {
 		t.Fatal(err)
 	}
+	// A survey goes to the pipes the surveyor has: wait until its side
+	// admitted the respondent's (Dial returns once the dialer's side did).
+	waitFor(t, "the surveyor's pipe", func() bool { return sv.Stats().PipesOpen == 1 })
 	srvCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go r.Serve(srvCtx, func(_ context.Context, q, a *ferry.Msg) error {
