@@ -94,6 +94,9 @@ Flags:
                    this program)
   --idle-pipes N   measure N idle tcp pipes, 0..100000 (default 0: skip)
   --cpuprofile F   write a CPU profile of this process (the near side) to F
+  --rounds N       run the whole list N times, interleaved, and report
+                   each row's medians (1..100, default 1): on a shared
+                   machine latencies move by 2x from minute to minute
 
 A progress line is drawn on stderr once a run passes one second. A
 measurement whose messages stop for 10s fails as "stalled" with the
@@ -104,7 +107,7 @@ Examples:
   ferry bench --quick
   ferry bench --patterns pair,reqrep --transports tcp --sizes 64,64k
   ferry bench --procs 2 --transports tcp --sizes 64,64k --duration 3s
-  ferry bench --against nng --sizes 64,64k --duration 2s
+  ferry bench --against nng --sizes 64,64k --duration 2s --rounds 5
   ferry bench --procs 2 --transports tcp --patterns fanout --sizes 64
   ferry bench --idle-pipes 10000 --patterns pair --transports inproc --sizes 64
   ferry bench --duration 3s --json > bench.json
@@ -160,6 +163,7 @@ type benchReport struct {
 	Procs      int           `json:"procs"`
 	Against    string        `json:"against,omitempty"`
 	Fanout     int           `json:"fanout"`
+	Rounds     int           `json:"rounds"`
 	Results    []benchResult `json:"results"`
 	Idle       *benchIdle    `json:"idle_pipes,omitempty"`
 }
@@ -189,6 +193,7 @@ func runBench(args []string, out io.Writer) error {
 	fanout := fs.Int("fanout", 100, "")
 	idle := fs.Int("idle-pipes", 0, "")
 	cpuprofile := fs.String("cpuprofile", "", "")
+	rounds := fs.Int("rounds", 1, "")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%v (see: ferry help bench)", err)
 	}
@@ -208,6 +213,9 @@ func runBench(args []string, out io.Writer) error {
 	}
 	if *fanout < 1 || *fanout > 1000 {
 		return fmt.Errorf("--fanout %d: must be 1..1000", *fanout)
+	}
+	if *rounds < 1 || *rounds > 100 {
+		return fmt.Errorf("--rounds %d: must be 1..100", *rounds)
 	}
 	if *idle < 0 || *idle > 100000 {
 		return fmt.Errorf("--idle-pipes %d: must be 0..100000", *idle)
@@ -287,23 +295,40 @@ func runBench(args []string, out io.Writer) error {
 			}
 		}
 	}
-	pr := benchNewProgress(len(jobs))
+	pr := benchNewProgress(len(jobs) * *rounds)
 	type floorKey struct {
 		tr   string
 		size int
 	}
 	floors := map[floorKey]benchResult{}
 	rep := benchReport{Go: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Duration: o.dur.String(), Quick: *quick, Procs: o.procs, Against: *against, Fanout: o.fanout}
-	for i, j := range jobs {
-		pr.step(i, j.pattern+" "+j.tr+" "+benchSize(j.size))
-		r := benchOne(ctx, o, j.pattern, j.tr, j.size)
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Duration: o.dur.String(), Quick: *quick, Procs: o.procs, Against: *against,
+		Fanout: o.fanout, Rounds: *rounds}
+	// Rounds run the whole list again, so that every row sees the machine
+	// in the same states; each row reports its medians.
+	all := make([][]benchResult, len(jobs))
+	nngs := make([][]benchResult, len(jobs))
+	for round := range *rounds {
+		for i, j := range jobs {
+			if ctx.Err() != nil {
+				break
+			}
+			what := j.pattern + " " + j.tr + " " + benchSize(j.size)
+			pr.step(round*len(jobs)+i, what)
+			all[i] = append(all[i], benchOne(ctx, o, j.pattern, j.tr, j.size))
+			if *against == "nng" && benchNNGHas(j.pattern, j.tr) {
+				pr.step(round*len(jobs)+i, what+" (nng)")
+				nngs[i] = append(nngs[i], benchNNG(ctx, o, j.pattern, j.tr, j.size))
+			}
+		}
+	}
+	for i := range jobs {
 		if ctx.Err() != nil {
 			break
 		}
-		if *against == "nng" && benchNNGHas(j.pattern, j.tr) {
-			pr.step(i, j.pattern+" "+j.tr+" "+benchSize(j.size)+" (nng)")
-			nr := benchNNG(ctx, o, j.pattern, j.tr, j.size)
+		r := benchMedian(all[i])
+		if len(nngs[i]) > 0 {
+			nr := benchMedian(nngs[i])
 			r.NNG = &nr
 			if r.P50ns > 0 && nr.P50ns > 0 {
 				r.LatXNNG = float64(r.P50ns) / float64(nr.P50ns)
@@ -364,6 +389,40 @@ func runBench(args []string, out io.Writer) error {
 		return fmt.Errorf("%d of %d measurements failed", failed, total)
 	}
 	return nil
+}
+
+// benchMedian folds the rounds of one row into one: the median of each
+// figure (p50, p99, msg/s taken separately), sample and message counts
+// summed; any failed round fails the row.
+func benchMedian(rs []benchResult) benchResult {
+	r := rs[0]
+	if len(rs) == 1 {
+		return r
+	}
+	med := func(f func(benchResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, x := range rs {
+			v[i] = f(x)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	r.P50ns = int64(med(func(x benchResult) float64 { return float64(x.P50ns) }))
+	r.P99ns = int64(med(func(x benchResult) float64 { return float64(x.P99ns) }))
+	r.MinNs = int64(med(func(x benchResult) float64 { return float64(x.MinNs) }))
+	r.MaxNs = int64(med(func(x benchResult) float64 { return float64(x.MaxNs) }))
+	r.MsgsPerS = med(func(x benchResult) float64 { return x.MsgsPerS })
+	r.MBPerS = med(func(x benchResult) float64 { return x.MBPerS })
+	r.Samples, r.Msgs, r.Seconds = 0, 0, 0
+	for _, x := range rs {
+		r.Samples += x.Samples
+		r.Msgs += x.Msgs
+		r.Seconds += x.Seconds
+		if x.ErrString != "" && r.ErrString == "" {
+			r.ErrString = x.ErrString
+		}
+	}
+	return r
 }
 
 // benchProgress draws "bench i/n  what" on stderr once a run has taken a

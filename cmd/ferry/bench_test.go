@@ -107,6 +107,7 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", "--against", "zmq"}, `--against "zmq": the only peer is nng`},
 		{[]string{"bench", "--fanout", "0"}, "--fanout 0: must be 1..1000"},
 		{[]string{"bench", "--idle-pipes", "-1"}, "--idle-pipes -1: must be 0..100000"},
+		{[]string{"bench", "--rounds", "0"}, "--rounds 0: must be 1..100"},
 		{[]string{"bench", "--against", "nng", "--nng-peer", "/nonexistent/ferry-nngpeer"}, "--nng-peer: stat /nonexistent"},
 	}
 	for _, tt := range tests {
@@ -208,7 +209,7 @@ func TestBenchTwoProcs(t *testing.T) {
 	defer func(w io.Writer) { benchProgress = w }(benchProgress)
 	benchProgress = io.Discard
 	var out, errOut bytes.Buffer
-	args := []string{"bench", "--quick", "--json", "--procs", "2", "--patterns", "pair,pushpull,reqrep,pubsub,fanout", "--fanout", "5",
+	args := []string{"bench", "--quick", "--json", "--procs", "2", "--rounds", "3", "--patterns", "pair,pushpull,reqrep,pubsub,fanout", "--fanout", "5",
 		"--transports", "tcp", "--sizes", "64", "--duration", "20ms", "--idle-pipes", "200"}
 	if code := run(args, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
@@ -217,12 +218,15 @@ func TestBenchTwoProcs(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 1+5 || rep.Procs != 2 {
-		t.Fatalf("%d results (procs %d), want %d", len(rep.Results), rep.Procs, 1+5)
+	if len(rep.Results) != 1+5 || rep.Procs != 2 || rep.Rounds != 3 {
+		t.Fatalf("%d results (procs %d, rounds %d), want %d, 2, 3", len(rep.Results), rep.Procs, rep.Rounds, 1+5)
 	}
 	for _, r := range rep.Results {
 		if r.Procs != 2 || r.MsgsPerS <= 0 || (r.Pattern != "fanout" && r.P50ns <= 0) || r.ErrString != "" {
 			t.Errorf("%s/%s: bad figures: %+v", r.Pattern, r.Transport, r)
+		}
+		if r.Pattern != "fanout" && r.Samples < 3*2 { // three rounds, at least two samples each
+			t.Errorf("%s/%s: %d samples over 3 rounds", r.Pattern, r.Transport, r.Samples)
 		}
 	}
 	if i := rep.Idle; i == nil || i.ErrString != "" || i.Pipes != 200 || i.RSSPerPipe <= 0 || i.GoroutinesPerPipe < 1 {
@@ -298,5 +302,23 @@ func TestBenchAgainstNNG(t *testing.T) {
 		if r.Pattern != "reqrep" && (n.MsgsPerS <= 0 || r.TputXNNG <= 0) {
 			t.Errorf("%s/%s: no throughput ratio: %+v", r.Pattern, r.Transport, n)
 		}
+	}
+}
+
+// TestBenchMedian: a row over rounds takes each figure's median and
+// fails if any round failed.
+func TestBenchMedian(t *testing.T) {
+	rs := []benchResult{
+		{P50ns: 30, P99ns: 90, MsgsPerS: 5, Samples: 2, Msgs: 10},
+		{P50ns: 10, P99ns: 300, MsgsPerS: 9, Samples: 3, Msgs: 20},
+		{P50ns: 20, P99ns: 100, MsgsPerS: 7, Samples: 4, Msgs: 30},
+	}
+	r := benchMedian(rs)
+	if r.P50ns != 20 || r.P99ns != 100 || r.MsgsPerS != 7 || r.Samples != 9 || r.Msgs != 60 || r.ErrString != "" {
+		t.Errorf("median = %+v", r)
+	}
+	rs[1].ErrString = "stalled"
+	if r := benchMedian(rs); r.ErrString != "stalled" {
+		t.Errorf("a failed round did not fail the row: %+v", r)
 	}
 }
