@@ -79,7 +79,7 @@ func (p *Pool) Group(parent context.Context) (*Group, context.Context) {
 // it (ErrStopped, or ErrQueueFull when NonBlocking), that error fails
 // the group. Go waits for room in a full bounded queue.
 func (g *Group) Go(f func(ctx context.Context) error) {
-	g.g.submit(&groupTask{g: &g.g, f: f})
+	g.g.submit(&groupTask[struct{}]{g: &g.g, fe: f})
 }
 
 // Wait waits for every task given to Go, cancels the group's context and
@@ -87,44 +87,6 @@ func (g *Group) Go(f func(ctx context.Context) error) {
 // refusal, or the cause of the group's context if it ended before a task
 // could start.
 func (g *Group) Wait() error { return g.g.wait() }
-
-// groupTask is a task of a Group.
-type groupTask struct {
-	g *group
-	f func(context.Context) error
-}
-
-func (t *groupTask) run(p *Pool) {
-	g, f := t.g, t.f
-	t.f = nil
-	ok := false
-	defer func() {
-		if !ok {
-			err := panicError(recover())
-			p.m.failed.Add(1)
-			g.fail(err)
-			g.wg.Done()
-		}
-	}()
-	if !g.start(p) {
-		ok = true
-		g.wg.Done()
-		return
-	}
-	err := f(g.ctx)
-	ok = true
-	p.count(err)
-	if err != nil {
-		g.fail(err)
-	}
-	g.wg.Done()
-}
-
-func (t *groupTask) cancel(err error) {
-	t.f = nil
-	t.g.fail(err)
-	t.g.wg.Done()
-}
 
 // ResultGroup is a Group whose tasks return values: Wait returns them in
 // the order the tasks were given to Go, whatever order they ran in.
@@ -135,7 +97,7 @@ func (t *groupTask) cancel(err error) {
 type ResultGroup[T any] struct {
 	g     group
 	mu    sync.Mutex
-	tasks []*resultTask[T]
+	tasks []*groupTask[T]
 }
 
 // NewResultGroup returns a new result group of tasks run on p and its
@@ -150,7 +112,7 @@ func NewResultGroup[T any](p *Pool, parent context.Context) (*ResultGroup[T], co
 // Go runs f on the pool with the group's context; its value takes the
 // next place in Wait's result. Refusals fail the group as in Group.Go.
 func (g *ResultGroup[T]) Go(f func(ctx context.Context) (T, error)) {
-	t := &resultTask[T]{g: &g.g, f: f}
+	t := &groupTask[T]{g: &g.g, f: f}
 	g.mu.Lock()
 	g.tasks = append(g.tasks, t)
 	g.mu.Unlock()
@@ -174,16 +136,18 @@ func (g *ResultGroup[T]) Wait() ([]T, error) {
 	return out, err
 }
 
-// resultTask is a task of a ResultGroup.
-type resultTask[T any] struct {
-	g *group
-	f func(context.Context) (T, error)
-	v T
+// groupTask is a task of a Group (fe set, T unused) or of a
+// ResultGroup (f set; its value lands in v).
+type groupTask[T any] struct {
+	g  *group
+	f  func(context.Context) (T, error)
+	fe func(context.Context) error
+	v  T
 }
 
-func (t *resultTask[T]) run(p *Pool) {
-	g, f := t.g, t.f
-	t.f = nil
+func (t *groupTask[T]) run(p *Pool) {
+	g, f, fe := t.g, t.f, t.fe
+	t.f, t.fe = nil, nil // the queue and the handle keep no closure
 	ok := false
 	defer func() {
 		if !ok {
@@ -198,9 +162,13 @@ func (t *resultTask[T]) run(p *Pool) {
 		g.wg.Done()
 		return
 	}
-	v, err := f(g.ctx)
+	var err error
+	if fe != nil {
+		err = fe(g.ctx)
+	} else {
+		t.v, err = f(g.ctx)
+	}
 	ok = true
-	t.v = v
 	p.count(err)
 	if err != nil {
 		g.fail(err)
@@ -208,8 +176,8 @@ func (t *resultTask[T]) run(p *Pool) {
 	g.wg.Done()
 }
 
-func (t *resultTask[T]) cancel(err error) {
-	t.f = nil
+func (t *groupTask[T]) cancel(err error) {
+	t.f, t.fe = nil, nil
 	t.g.fail(err)
 	t.g.wg.Done()
 }
