@@ -1120,8 +1120,9 @@ func benchRawLatency(ctx context.Context, o *benchOpts, url string, payload []by
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { <-ctx.Done(); c.Close() }() // a stall ends the reads
+	closed := make(chan struct{})
+	go func() { <-ctx.Done(); c.Close(); close(closed) }() // a stall ends the reads
+	defer func() { cancel(); <-closed }()
 	rd, w := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, 64<<10)
 	buf := make([]byte, len(payload))
 	return benchRoundTrips(ctx, o, false, func(context.Context) error {

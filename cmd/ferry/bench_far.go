@@ -92,7 +92,7 @@ func benchStartFar(ctx context.Context, o *benchOpts, pattern, role, tr string, 
 			mu.Lock()
 			closers = append(closers, c)
 			mu.Unlock()
-			go func() { <-ctx.Done(); c.Close() }()
+			wg.Go(func() { <-ctx.Done(); c.Close() }) // even if stop ran before the accept
 			if role == "echo" {
 				benchRawEcho(c, size)
 			} else {
