@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/stress"
 	"github.com/ferrymq/ferry/protocol/bus"
 	"github.com/ferrymq/ferry/protocol/pair1"
 	"github.com/ferrymq/ferry/protocol/pub"
@@ -142,28 +143,8 @@ func tour(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// listenDial opens a listener socket and a dialer socket joined on addr.
-func listenDial(ctx context.Context, addr string, mkL, mkD func(ferry.SocketConfig) (*ferry.Socket, error)) (l, d *ferry.Socket, err error) {
-	if l, err = mkL(ferry.SocketConfig{}); err != nil {
-		return nil, nil, err
-	}
-	if d, err = mkD(ferry.SocketConfig{}); err != nil {
-		l.Close()
-		return nil, nil, err
-	}
-	ln, err := l.Listen(addr)
-	if err == nil {
-		_, err = d.Dial(ctx, ln.URL())
-	}
-	if err != nil {
-		l.Close()
-		d.Close()
-	}
-	return l, d, err
-}
-
 func demoReqRep(ctx context.Context, out io.Writer) error {
-	srv, cli, err := listenDial(ctx, "tcp://127.0.0.1:0", rep.New, req.New)
+	srv, cli, err := stress.Join(ctx, "tcp://127.0.0.1:0", rep.New, req.New, ferry.SocketConfig{})
 	if err != nil {
 		return err
 	}
@@ -195,7 +176,7 @@ func demoPubSub(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	pb, sb, err := listenDial(ctx, "ipc://"+filepath.Join(dir, "pubsub.sock"), pub.New, sub.New)
+	pb, sb, err := stress.Join(ctx, "ipc://"+filepath.Join(dir, "pubsub.sock"), pub.New, sub.New, ferry.SocketConfig{})
 	if err != nil {
 		return err
 	}
@@ -229,7 +210,7 @@ func demoPubSub(ctx context.Context, out io.Writer) error {
 }
 
 func demoPushPull(ctx context.Context, out io.Writer) error {
-	pl1, ps, err := listenDial(ctx, "tcp://127.0.0.1:0", pull.New, push.New)
+	pl1, ps, err := stress.Join(ctx, "tcp://127.0.0.1:0", pull.New, push.New, ferry.SocketConfig{})
 	if err != nil {
 		return err
 	}

@@ -41,8 +41,9 @@ func Checked(b []byte, seq int) bool {
 		binary.BigEndian.Uint32(b[len(b)-4:]) == crc32.ChecksumIEEE(b[:len(b)-4])
 }
 
-// join returns a listening and a dialing socket made by mk, joined on addr.
-func join(ctx context.Context, addr string, mkL, mkD func(ferry.SocketConfig) (*ferry.Socket, error), cfg ferry.SocketConfig) (l, d *ferry.Socket, err error) {
+// Join returns a listening socket made by mkL and a dialing one made by
+// mkD, joined on addr (both closed on error). ferry demo uses it too.
+func Join(ctx context.Context, addr string, mkL, mkD func(ferry.SocketConfig) (*ferry.Socket, error), cfg ferry.SocketConfig) (l, d *ferry.Socket, err error) {
 	if l, err = mkL(cfg); err != nil {
 		return nil, nil, err
 	}
@@ -66,7 +67,7 @@ func join(ctx context.Context, addr string, mkL, mkD func(ferry.SocketConfig) (*
 // time, against a REP server of 16 reused contexts; every reply must
 // match its request.
 func contextChurn(ctx context.Context, sc Scale, progress func(int, int)) error {
-	srv, cli, err := join(ctx, "tcp://127.0.0.1:0", rep.New, req.New, ferry.SocketConfig{})
+	srv, cli, err := Join(ctx, "tcp://127.0.0.1:0", rep.New, req.New, ferry.SocketConfig{})
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func closeRaces(ctx context.Context, sc Scale, progress func(int, int)) error {
 // twice, some from two goroutines at once, and some through stale copies
 // of their handles; every message must keep its checksum.
 func doubleRelease(ctx context.Context, sc Scale, progress func(int, int)) error {
-	ls, ds, err := join(ctx, "inproc://stress-release", pair.New, pair.New, ferry.SocketConfig{})
+	ls, ds, err := Join(ctx, "inproc://stress-release", pair.New, pair.New, ferry.SocketConfig{})
 	if err != nil {
 		return err
 	}
@@ -284,7 +285,7 @@ func poolRetention(ctx context.Context, rounds int, progress func(int)) error {
 }
 
 func socketRetention(ctx context.Context, sc Scale, progress func(int, int)) error {
-	ls, ds, err := join(ctx, "tcp://127.0.0.1:0", pair1.New, pair1.New, ferry.SocketConfig{RecvQueueLen: 16, SendQueueLen: 64})
+	ls, ds, err := Join(ctx, "tcp://127.0.0.1:0", pair1.New, pair1.New, ferry.SocketConfig{RecvQueueLen: 16, SendQueueLen: 64})
 	if err != nil {
 		return err
 	}
