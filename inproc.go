@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,6 +93,25 @@ type inprocConn struct {
 	proto     chan uint16 // the peer's protocol number, sent at handshake
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	// Direct delivery (see deliverNow): the pipe this end belongs to;
+	// dmu, held by this end's reader while its protocol takes a message
+	// and by a peer's sender delivering straight into that protocol;
+	// pending counts messages put in in (or deferred) and not yet taken
+	// by the protocol; dead is set under dmu when the reader stops.
+	pipe     atomic.Pointer[Pipe]
+	dmu      sync.Mutex
+	pending  atomic.Int64
+	dead     bool
+	deferred chan deferredMsg // capacity 1: a direct delivery that found q full
+}
+
+// deferredMsg is a message a protocol already took (its header handled)
+// whose queue was full during a direct delivery: the reader queues it,
+// waiting as usual.
+type deferredMsg struct {
+	q chan<- *Msg
+	m *Msg
 }
 
 const inprocDepth = 16
@@ -99,7 +119,8 @@ const inprocDepth = 16
 func newInprocPair(name string) (*inprocConn, *inprocConn) {
 	mk := func(dialed bool) *inprocConn {
 		return &inprocConn{name: name, dialed: dialed,
-			in: make(chan *Msg, inprocDepth), proto: make(chan uint16, 1), closed: make(chan struct{})}
+			in: make(chan *Msg, inprocDepth), proto: make(chan uint16, 1), closed: make(chan struct{}),
+			deferred: make(chan deferredMsg, 1)}
 	}
 	a, b := mk(true), mk(false)
 	a.peer, b.peer = b, a
@@ -125,22 +146,12 @@ func (c *inprocConn) handshake(self uint16, timeout time.Duration) (uint16, erro
 var errDeadline = &sentinel{msg: "deadline exceeded", wraps: []error{osErrDeadline}}
 
 func (c *inprocConn) recv(max int) (*Msg, error) {
-	var m *Msg
-	select {
-	case m = <-c.in:
-	default:
-		select {
-		case m = <-c.in:
-		case <-c.closed:
-			return nil, net.ErrClosed
-		case <-c.peer.closed:
-			// What the peer sent before closing is still delivered.
-			select {
-			case m = <-c.in:
-			default:
-				return nil, io.EOF
-			}
-		}
+	m, err := c.next()
+	if err != nil {
+		c.dmu.Lock() // waits out a direct delivery in progress; none follows
+		c.dead = true
+		c.dmu.Unlock()
+		return nil, err
 	}
 	if n := len(m.Body); n > max {
 		recycle(m)
@@ -149,10 +160,51 @@ func (c *inprocConn) recv(max int) (*Msg, error) {
 	return m, nil
 }
 
+// next waits for the next message in in, delivering deferred ones
+// meanwhile.
+func (c *inprocConn) next() (*Msg, error) {
+	for {
+		select {
+		case m := <-c.in:
+			return m, nil
+		default:
+		}
+		select {
+		case m := <-c.in:
+			return m, nil
+		case d := <-c.deferred:
+			c.dmu.Lock()
+			Deliver(c.pipe.Load(), d.q, d.m)
+			c.pending.Add(-1)
+			c.dmu.Unlock()
+		case <-c.closed:
+			return nil, net.ErrClosed
+		case <-c.peer.closed:
+			// What the peer sent before closing is still delivered.
+			select {
+			case m := <-c.in:
+				return m, nil
+			case d := <-c.deferred:
+				recycle(d.m)
+				c.pending.Add(-1)
+			default:
+				return nil, io.EOF
+			}
+		}
+	}
+}
+
+// received is called by the reader once its protocol took a message from
+// in; the reader holds dmu around the protocol's Receive.
+func (c *inprocConn) received() {
+	c.pending.Add(-1)
+}
+
 func (c *inprocConn) send(batch []*Msg) error {
 	for i, m := range batch {
 		m.joinHeader() // the receiver sees the SP payload as a stream peer would
 		m.pipe = nil
+		c.peer.pending.Add(1)
 		select { // fast path: room in the peer's queue
 		case c.peer.in <- m:
 			batch[i] = nil
@@ -199,21 +251,73 @@ func (c *inprocConn) flushRest() (bool, error) { return false, nil }
 func (c *inprocConn) dropRest() bool           { return false }
 
 func (c *inprocConn) writeNow(m *Msg) (ok, partial bool) {
+	peer := c.peer
 	select {
-	case <-c.peer.closed:
+	case <-peer.closed:
 		return false, false
 	default:
+	}
+	if peer.deliverNow(m) {
+		return true, false
 	}
 	// Only this pipe's writer, kept out by the write mutex, and this call
 	// put into peer.in; its reader only takes out. So with room now, the
 	// send below cannot block, and m is not touched unless it goes.
-	if len(c.peer.in) == cap(c.peer.in) {
+	if len(peer.in) == cap(peer.in) {
 		return false, false
 	}
 	m.joinHeader()
 	m.pipe = nil
-	c.peer.in <- m
+	peer.pending.Add(1)
+	peer.in <- m
 	return true, false
+}
+
+// deliverNow hands m straight to the protocol of c's pipe from the
+// sender's goroutine, skipping c's reader and one goroutine hand-off, when
+// that cannot reorder or block: the pipe is admitted and open, its reader
+// is idle (dmu free) and has nothing pending. The sender holds its own
+// pipe's write mutex, so nothing else of the peer's enters c.in meanwhile.
+// A protocol's Receive waits only in Deliver, which during a direct
+// delivery passes a full queue's message to the reader (deferred) instead
+// of waiting. The reader, once stopped, takes dmu and marks c dead, so no
+// direct delivery runs after the pipe's reader has ended: the socket's
+// Close still finds its protocol idle.
+func (c *inprocConn) deliverNow(m *Msg) bool {
+	p := c.pipe.Load()
+	if p == nil || !p.admitted.Load() || c.pending.Load() != 0 || len(m.Header)+len(m.Body) > p.s.cfg.RecvMaxSize {
+		return false
+	}
+	if !c.dmu.TryLock() {
+		return false
+	}
+	defer c.dmu.Unlock()
+	if c.dead || c.pending.Load() != 0 {
+		return false
+	}
+	select {
+	case <-p.closing:
+		return false
+	case <-c.closed:
+		return false
+	default:
+	}
+	m.joinHeader()
+	m.pipe = p
+	p.ctr.msgsIn.Add(1)
+	p.ctr.bytesIn.Add(uint64(len(m.Body)))
+	p.ctr.directIn.Add(1)
+	p.directIn = true
+	p.s.proto.Receive(p, m)
+	p.directIn = false
+	return true
+}
+
+// deferDelivery is Deliver's path during a direct delivery whose queue is
+// full: the reader delivers m, waiting, before anything later.
+func (c *inprocConn) deferDelivery(q chan<- *Msg, m *Msg) {
+	c.pending.Add(1)
+	c.deferred <- deferredMsg{q, m} // never blocks: pending was 0, so the slot is free
 }
 
 func (c *inprocConn) localAddr() string  { return "inproc://" + c.name }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrymq/ferry/internal/clock"
 	"github.com/ferrymq/ferry/internal/wire"
 	"github.com/ferrymq/ferry/transport"
 )
@@ -49,6 +50,12 @@ type Pipe struct {
 	kick   chan struct{}
 	lastTx atomic.Int64
 	one    [1]*Msg // a direct write's batch, for onSend; guarded by wmu
+
+	// inproc direct delivery: ic is c if it is an inproc end; directIn
+	// is true, under ic.dmu, while a peer's sender runs the protocol's
+	// Receive for this pipe (Deliver then never waits).
+	ic       *inprocConn
+	directIn bool
 
 	// ProtoData is the protocol's own per-pipe state. Set it in AddPipe;
 	// the socket never touches it.
@@ -115,7 +122,7 @@ func (p *Pipe) SendDirect(m *Msg) bool {
 	if p.dc.passesMsgs() {
 		gap = directGapInproc
 	}
-	now := time.Now().UnixNano()
+	now := clock.Nanos()
 	if last := p.lastTx.Swap(now); now-last < int64(gap) {
 		return false
 	}
@@ -260,6 +267,10 @@ func (s *Socket) startPipe(c pipeConn, d *Dialer, l *Listener, hs time.Duration)
 	if dc, ok := c.(directConn); ok && dc.canDirect() {
 		p.dc, p.kick = dc, make(chan struct{}, 1)
 	}
+	if ic, ok := c.(*inprocConn); ok {
+		p.ic = ic
+		ic.pipe.Store(p)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.goLocked(p.run) {
@@ -335,6 +346,13 @@ func (p *Pipe) readLoop() {
 		m.pipe = p
 		p.ctr.msgsIn.Add(1)
 		p.ctr.bytesIn.Add(uint64(len(m.Body)))
+		if p.ic != nil {
+			p.ic.dmu.Lock() // no direct delivery overtakes m
+			p.s.proto.Receive(p, m)
+			p.ic.received()
+			p.ic.dmu.Unlock()
+			continue
+		}
 		p.s.proto.Receive(p, m)
 	}
 }

@@ -29,7 +29,9 @@ type Protocol interface {
 	// RemovePipe is called once for every admitted pipe, after it closed
 	// and its writer stopped.
 	RemovePipe(p *Pipe)
-	// Receive takes ownership of a message that arrived on p.
+	// Receive takes ownership of a message that arrived on p. It runs on
+	// p's reader or, over inproc, on the sending peer's goroutine (never
+	// two at once for one pipe), so it must not wait except in Deliver.
 	Receive(p *Pipe, m *Msg)
 	// Send takes ownership of m on success only.
 	Send(ctx context.Context, m *Msg) error
@@ -53,6 +55,10 @@ func Deliver(p *Pipe, q chan<- *Msg, m *Msg) {
 	case q <- m:
 		return
 	default:
+	}
+	if p.directIn { // an inproc sender is delivering: it must not wait
+		p.ic.deferDelivery(q, m)
+		return
 	}
 	select {
 	case q <- m:

@@ -46,6 +46,7 @@ type PipeStats struct {
 	Dropped        uint64 // messages dropped by protocol policy or limits
 	ProtocolErrors uint64
 	MsgsDirect     uint64 // of MsgsOut, written by the sender itself (see Pipe.SendDirect)
+	MsgsDirectIn   uint64 // of MsgsIn, handed to the protocol by an inproc peer's sender, not this pipe's reader
 }
 
 // ClosedPipe records a pipe that closed and why.
@@ -68,6 +69,7 @@ type Stats struct {
 	Dropped        uint64
 	ProtocolErrors uint64
 	MsgsDirect     uint64 // of MsgsOut, written by the sender itself, not the pipe's writer
+	MsgsDirectIn   uint64 // of MsgsIn, handed to the protocol by an inproc peer's sender, not the pipe's reader
 	// Pipes are the open pipes.
 	Pipes []PipeStats
 	// Closed are the most recently closed pipes, oldest first (at most
@@ -83,7 +85,7 @@ const closedHistory = 64
 // goroutines and read by Stats.
 type pipeCounters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, protoErrs atomic.Uint64
-	direct                                                 atomic.Uint64
+	direct, directIn                                       atomic.Uint64
 }
 
 func (c *pipeCounters) addTo(s *Stats) {
@@ -94,6 +96,7 @@ func (c *pipeCounters) addTo(s *Stats) {
 	s.Dropped += c.dropped.Load()
 	s.ProtocolErrors += c.protoErrs.Load()
 	s.MsgsDirect += c.direct.Load()
+	s.MsgsDirectIn += c.directIn.Load()
 }
 
 // sockCounters hold what outlives pipes. Live pipes' counters are summed
@@ -119,6 +122,7 @@ func (c *sockCounters) recordClose(cp ClosedPipe, pc *pipeCounters) {
 	c.closed.dropped.Add(pc.dropped.Load())
 	c.closed.protoErrs.Add(pc.protoErrs.Load())
 	c.closed.direct.Add(pc.direct.Load())
+	c.closed.directIn.Add(pc.directIn.Load())
 	c.nclosed++
 	if c.reasons == nil {
 		c.reasons = make(map[Reason]uint64)
@@ -168,6 +172,7 @@ func (p *Pipe) Stats() PipeStats {
 		MsgsIn: p.ctr.msgsIn.Load(), MsgsOut: p.ctr.msgsOut.Load(),
 		BytesIn: p.ctr.bytesIn.Load(), BytesOut: p.ctr.bytesOut.Load(),
 		Dropped: p.ctr.dropped.Load(), ProtocolErrors: p.ctr.protoErrs.Load(),
-		MsgsDirect: p.ctr.direct.Load(),
+		MsgsDirect:   p.ctr.direct.Load(),
+		MsgsDirectIn: p.ctr.directIn.Load(),
 	}
 }

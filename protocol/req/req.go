@@ -33,6 +33,7 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
+	"github.com/ferrymq/ferry/internal/clock"
 	"github.com/ferrymq/ferry/internal/deadline"
 )
 
@@ -160,7 +161,7 @@ func (k *sock) RemovePipe(p *ferry.Pipe) {
 	if i := slices.Index(k.pipes, p); i >= 0 {
 		k.pipes = slices.Delete(k.pipes, i, i+1)
 	}
-	now := time.Now()
+	now := clock.Now()
 	for _, c := range k.reqs {
 		if c.pipe == p && c.req != nil {
 			c.pipe = nil
@@ -257,7 +258,7 @@ func (k *sock) fire() {
 	if k.closed {
 		return
 	}
-	now := time.Now()
+	now := clock.Now()
 	for {
 		c, ok := k.resends.First()
 		if !ok || c.At.After(now) {
@@ -349,7 +350,7 @@ func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
 	}
 	c.req = m
 	if k.resendTime > 0 {
-		now := time.Now()
+		now := clock.Now()
 		k.resends.Set(c, now.Add(k.resendTime))
 		if first, _ := k.resends.First(); first == c {
 			k.resends.Arm(now)

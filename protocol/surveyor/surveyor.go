@@ -27,6 +27,7 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
+	"github.com/ferrymq/ferry/internal/clock"
 	"github.com/ferrymq/ferry/internal/deadline"
 	"github.com/ferrymq/ferry/internal/fanout"
 )
@@ -197,7 +198,7 @@ func (k *sock) fire() {
 	if k.closed {
 		return
 	}
-	now := time.Now()
+	now := clock.Now()
 	for {
 		c, ok := k.expiry.First()
 		if !ok || c.At.After(now) {
@@ -244,7 +245,7 @@ func (c *sctx) Send(ctx context.Context, m *ferry.Msg) error {
 	id := k.newID()
 	c.id = id
 	k.surveys[id] = c
-	now := time.Now()
+	now := clock.Now()
 	k.expiry.Set(c, now.Add(k.surveyTime))
 	if first, _ := k.expiry.First(); first == c {
 		k.expiry.Arm(now)
