@@ -134,6 +134,9 @@ func TestInprocDirectDeliveryFullQueue(t *testing.T) {
 	ls, ds := connect(t, "inproc", pair1.New, ferry.SocketConfig{SendQueueLen: 64, RecvQueueLen: 1})
 	ctx := testutil.Ctx(t, 10*time.Second)
 	const n = 40 // 1 in the receive queue, 1 deferred, 16 in the pipe, the rest in the send queue
+	// Direct delivery needs the receiving pipe admitted: Dial returns once
+	// the dialer's is, which may be first.
+	waitFor(t, "the listener's pipe", func() bool { return ls.Stats().PipesOpen == 1 })
 	m := ferry.NewMsg(0)
 	defer m.Free()
 	for i := range n {
