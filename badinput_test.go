@@ -265,18 +265,7 @@ func mustWrite(t *testing.T, c net.Conn, parts ...[]byte) {
 // rawHandshake dials, sends a pair1 header and reads the listener's.
 func rawHandshake(t *testing.T, url string) net.Conn {
 	t.Helper()
-	c := rawDial(t, url)
-	mustWrite(t, c, pair1Header)
-	var h [8]byte
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(c, h[:]); err != nil {
-		t.Fatalf("raw handshake: %v", err)
-	}
-	if !bytes.Equal(h[:], pair1Header) {
-		t.Fatalf("listener sent header % x", h)
-	}
-	c.SetReadDeadline(time.Time{})
-	return c
+	return wirePeer(t, url, pair1Header, pair1Header)
 }
 
 func tcpPrefix(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,6 +57,32 @@ type Pipe struct {
 	// Receive for this pipe (Deliver then never waits).
 	ic       *inprocConn
 	directIn bool
+
+	// Copied sends (SendCopy, stream transports): sc is c if it is a
+	// streamConn. Senders copy small frames into pend, in order, while the
+	// writer is busy (not wwait) and the send queue is empty; the writer
+	// takes pend and drains the queue in one step under bmu and writes
+	// pend first. A writer that runs out of work keeps polling for up to
+	// copySpin before it waits (wwait): a stream's next messages are then
+	// copied, not queued. While it waits senders use the queue, which
+	// wakes it (copies then could not be placed in order against a
+	// message it has just taken); once it has exited (wdead) they use
+	// the queue too, for the next pipe. bmu guards pend, pendN, pendB,
+	// ncopy (copies taken, ever), wwait and wdead; wspare is the writer's.
+	sc     *streamConn
+	bmu    sync.Mutex
+	pend   *copyBuf
+	pendN  int
+	pendB  uint64
+	ncopy  uint64
+	wwait  bool
+	wdead  bool
+	wspare *copyBuf
+
+	// Copied receives (stream transports, protocols that are a
+	// CopyReceiver): the reader copies small frames into cq.
+	cq *CopyQueue
+	cr CopyReceiver
 
 	// ProtoData is the protocol's own per-pipe state. Set it in AddPipe;
 	// the socket never touches it.
@@ -159,6 +186,9 @@ func (p *Pipe) SendDirect(m *Msg) bool {
 	p.ctr.msgsOut.Add(1)
 	p.ctr.bytesOut.Add(n)
 	p.ctr.direct.Add(1)
+	if p.s.wokeWriter.Load() { // the writer stays asleep: no need to yield to it
+		p.s.wokeWriter.Store(false)
+	}
 	return true
 }
 
@@ -267,6 +297,12 @@ func (s *Socket) startPipe(c pipeConn, d *Dialer, l *Listener, hs time.Duration)
 	if dc, ok := c.(directConn); ok && dc.canDirect() {
 		p.dc, p.kick = dc, make(chan struct{}, 1)
 	}
+	if sc, ok := c.(*streamConn); ok {
+		p.sc = sc
+		if s.cq != nil {
+			p.cq, p.cr = s.cq, s.proto.(CopyReceiver)
+		}
+	}
 	if ic, ok := c.(*inprocConn); ok {
 		p.ic = ic
 		ic.pipe.Store(p)
@@ -338,6 +374,14 @@ func (p *Pipe) finish() {
 func (p *Pipe) readLoop() {
 	max := p.s.cfg.RecvMaxSize
 	for {
+		select { // closed, maybe by Receive for a bad message: nothing after it is delivered
+		case <-p.closing:
+			return
+		default:
+		}
+		if p.cq != nil {
+			p.readCopied(max) // then one frame the ordinary way
+		}
 		m, err := p.c.recv(max)
 		if err != nil {
 			p.closeWith(readReason(err), err)
@@ -358,7 +402,8 @@ func (p *Pipe) readLoop() {
 }
 
 // writeLoop drains the send queue, handing the connection everything
-// queued at once so it can go out in one write.
+// queued at once so it can go out in one write; on stream transports it
+// writes the frames senders copied in (SendCopy) ahead of the queue's.
 func (p *Pipe) writeLoop() {
 	defer p.s.wg.Done()
 	defer close(p.wdone)
@@ -371,22 +416,48 @@ func (p *Pipe) writeLoop() {
 			p.wmu.Unlock()
 		}
 	}()
+	defer p.dropCopied()        // and so are frames copied in but not written
 	batch := make([]*Msg, 0, 8) // grows to maxBatch only if batches do: idle pipes stay small
+	var lastWrite int64         // clock.Nanos of the last write, for copySpin
 	for {
 		select {
 		case <-p.closing:
 			return
 		default:
 		}
-		select { // fast path: something is queued; no select locking
-		case m := <-p.sendq:
-			batch = append(batch, m)
-		default:
+		var pre copied // frames copied in, older than anything queued
+		if p.sc != nil {
+			p.bmu.Lock()
+			pre = p.takeCopied()
+			batch = p.fill(batch)
+			idle := pre.n == 0 && len(batch) == 0
+			if idle && clock.Nanos()-lastWrite < copySpin {
+				p.bmu.Unlock()
+				runtime.Gosched() // a sender on another core may copy more meanwhile
+				continue
+			}
+			p.wwait = idle
+			if idle { // hold no copy buffers
+				putCopyBuf(p.pend)
+				putCopyBuf(p.wspare)
+				p.pend, p.wspare = nil, nil
+			}
+			p.bmu.Unlock()
+		} else {
+			batch = p.fill(batch)
 		}
-		if len(batch) == 0 {
+		if pre.n == 0 && len(batch) == 0 {
 			select {
 			case m := <-p.sendq:
 				batch = append(batch, m)
+				if p.sc != nil { // nothing was copied while we waited
+					p.bmu.Lock()
+					p.wwait = false
+					batch = p.fill(batch)
+					p.bmu.Unlock()
+				} else {
+					batch = p.fill(batch)
+				}
 			case <-p.kick:
 				p.wmu.Lock()
 				err := p.flushRest()
@@ -400,25 +471,22 @@ func (p *Pipe) writeLoop() {
 				return
 			}
 		}
-		bytes := uint64(len(batch[0].Header) + len(batch[0].Body))
-	fill: // a batch is bounded in count and bytes: it is memory a stuck peer holds
-		for len(batch) < maxBatch && bytes < maxBatchBytes {
-			select {
-			case m := <-p.sendq:
-				batch = append(batch, m)
-				bytes += uint64(len(m.Header) + len(m.Body))
-			default:
-				break fill
-			}
-		}
 		n := len(batch)
+		bytes := pre.bytes
+		for _, m := range batch {
+			bytes += uint64(len(m.Header) + len(m.Body))
+		}
 		p.wmu.Lock()
 		err := p.flushRest()
 		if err == nil {
-			if p.onSend != nil {
+			if p.onSend != nil && n > 0 {
 				p.onSend(p, batch)
 			}
-			err = p.c.send(batch)
+			if p.sc != nil {
+				err = p.sc.sendCopied(pre.bytesOf(), batch)
+			} else {
+				err = p.c.send(batch)
+			}
 		}
 		p.wmu.Unlock()
 		for i, m := range batch {
@@ -428,14 +496,171 @@ func (p *Pipe) writeLoop() {
 			batch[i] = nil
 		}
 		batch = batch[:0]
-		p.s.unsent.Add(-int64(n)) // written, or lost with this pipe
+		nc := pre.n
+		p.spare(pre.buf)
+		if p.sc != nil {
+			lastWrite = clock.Nanos()
+		}
+		p.s.unsent.Add(-int64(n + nc)) // written, or lost with this pipe
 		if err != nil {
 			p.closeWith(writeReason(err), err)
 			return
 		}
-		p.ctr.msgsOut.Add(uint64(n))
+		p.ctr.msgsOut.Add(uint64(n + nc))
 		p.ctr.bytesOut.Add(bytes)
+		if nc > 0 {
+			p.ctr.copied.Add(uint64(nc))
+		}
 	}
+}
+
+// copied is a run of frames senders copied in, taken by the writer.
+type copied struct {
+	buf   *copyBuf
+	n     int
+	bytes uint64
+}
+
+func (c copied) bytesOf() []byte {
+	if c.buf == nil {
+		return nil
+	}
+	return c.buf.b
+}
+
+// takeCopied takes pend, if it holds frames, and leaves the spare buffer
+// in its place. Under bmu.
+func (p *Pipe) takeCopied() copied {
+	if p.pendN == 0 {
+		return copied{}
+	}
+	c := copied{p.pend, p.pendN, p.pendB}
+	p.pend, p.pendN, p.pendB, p.wspare = p.wspare, 0, 0, nil
+	return c
+}
+
+// spare keeps a written copy buffer for the next takeCopied.
+func (p *Pipe) spare(b *copyBuf) {
+	if b == nil {
+		return
+	}
+	b.b = b.b[:0]
+	if p.wspare == nil { // read and written only by the writer, here and under bmu
+		p.wspare = b
+	} else {
+		putCopyBuf(b)
+	}
+}
+
+// fill adds to batch what the send queue holds, without waiting: at most
+// maxBatch messages or about maxBatchBytes, memory a stuck peer holds.
+func (p *Pipe) fill(batch []*Msg) []*Msg {
+	var bytes int
+	for _, m := range batch {
+		bytes += len(m.Header) + len(m.Body)
+	}
+	for len(batch) < maxBatch && bytes < maxBatchBytes {
+		select {
+		case m := <-p.sendq:
+			batch = append(batch, m)
+			bytes += len(m.Header) + len(m.Body)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// Copied sends: a frame of at most CopySendMax bytes of header and body
+// may be copied into a pipe's copy buffer of copyBufSize.
+const (
+	CopySendMax = 1024
+	copyBufSize = 32 << 10
+	// copySpin is how long a writer that ran out of work polls for more
+	// (yielding between polls) before it waits: directGap, the gap that
+	// tells a stream from lone messages, so a stream keeps it busy.
+	copySpin = int64(directGap)
+)
+
+type copyBuf struct{ b []byte }
+
+var copyBufs = sync.Pool{New: func() any { return &copyBuf{b: make([]byte, 0, copyBufSize)} }}
+
+func getCopyBuf() *copyBuf { return copyBufs.Get().(*copyBuf) }
+
+func putCopyBuf(b *copyBuf) {
+	if b != nil {
+		b.b = b.b[:0]
+		copyBufs.Put(b)
+	}
+}
+
+// SendCopy sends hdr followed by body as one message on p by copying the
+// bytes into p's copy buffer, which the pipe's writer sends with its next
+// write, if that can neither reorder nor wait: the writer is busy (not
+// waiting for work; after a write it keeps polling for copySpin), p's
+// send queue is empty, the message is at most CopySendMax bytes and the
+// buffer has room. It reports whether it did; hdr and body stay the
+// caller's either way. A stream of small messages
+// sent this way costs no queue hand-off and no message buffer per
+// message. Copied messages count as taken by the writer: a pipe that
+// dies loses them, as it loses a batch the writer took. Stream
+// transports (tcp, ipc, tls, quic) support it; on others it reports
+// false. For CopySender implementations.
+func (p *Pipe) SendCopy(hdr, body []byte) bool {
+	n := len(hdr) + len(body)
+	if p.sc == nil || p.sendq == nil || n > CopySendMax {
+		return false
+	}
+	var pfx [9]byte
+	k := p.sc.f.PutPrefix(pfx[:], n)
+	p.bmu.Lock()
+	if p.wwait || p.wdead || len(p.sendq) > 0 {
+		if p.wwait {
+			p.s.wokeWriter.Store(true)
+		}
+		p.bmu.Unlock()
+		return false
+	}
+	if p.pend == nil {
+		p.pend = getCopyBuf()
+	}
+	b := p.pend.b
+	if len(b)+k+n > cap(b) {
+		p.bmu.Unlock()
+		return false
+	}
+	p.pend.b = append(append(append(b, pfx[:k]...), hdr...), body...)
+	p.pendN++
+	p.pendB += uint64(n)
+	p.ncopy++
+	p.bmu.Unlock()
+	return true
+}
+
+// CopiedSends reports how many messages SendCopy has taken on p: like
+// the messages its writer took from the queue, each was either written
+// (MsgsOut) or lost with the pipe. Once the writer has stopped (in
+// RemovePipe) the figure is final.
+func (p *Pipe) CopiedSends() uint64 {
+	p.bmu.Lock()
+	defer p.bmu.Unlock()
+	return p.ncopy
+}
+
+// dropCopied forgets, as the writer exits, the frames copied in that it
+// did not write, and refuses further copies.
+func (p *Pipe) dropCopied() {
+	if p.sc == nil {
+		return
+	}
+	p.bmu.Lock()
+	p.wdead = true
+	p.s.unsent.Add(-int64(p.pendN))
+	putCopyBuf(p.pend)
+	putCopyBuf(p.wspare)
+	p.pend, p.pendN, p.pendB, p.wspare = nil, 0, 0, nil
+	p.bmu.Unlock()
 }
 
 func handshakeReason(err error) Reason {
@@ -586,10 +811,7 @@ func (c *streamConn) handshake(self uint16, timeout time.Duration) (uint16, erro
 }
 
 func (c *streamConn) recv(max int) (*Msg, error) {
-	if c.fr == nil {
-		c.br = bufio.NewReaderSize(c.c, readBufSize)
-		c.fr = wire.NewReader(c.br, c.f, uint64(max))
-	}
+	c.initRead(max)
 	n, err := c.fr.Next()
 	if err != nil {
 		return nil, err
@@ -603,11 +825,26 @@ func (c *streamConn) recv(max int) (*Msg, error) {
 	return m, nil
 }
 
+func (c *streamConn) initRead(max int) {
+	if c.fr == nil {
+		c.br = bufio.NewReaderSize(c.c, readBufSize)
+		c.fr = wire.NewReader(c.br, c.f, uint64(max))
+	}
+}
+
 func (c *streamConn) send(batch []*Msg) error {
 	if c.sc == nil {
 		c.sc = make([]byte, 0, scratchSize)
 	}
 	c.pushDeadline()
+	if err := c.putFrames(batch); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
+// putFrames queues batch's frames for the next flush.
+func (c *streamConn) putFrames(batch []*Msg) error {
 	for _, m := range batch {
 		n := c.f.PutPrefix(c.pfx[:], len(m.Header)+len(m.Body))
 		if err := c.put(c.pfx[:n]); err != nil { // copied: prefixes are small
@@ -619,6 +856,22 @@ func (c *streamConn) send(batch []*Msg) error {
 		if err := c.put(m.Body); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// sendCopied writes pre, frames senders copied in, then batch.
+func (c *streamConn) sendCopied(pre []byte, batch []*Msg) error {
+	if c.sc == nil {
+		c.sc = make([]byte, 0, scratchSize)
+	}
+	c.pushDeadline()
+	if len(pre) > 0 {
+		c.cut()
+		c.iov = append(c.iov, pre)
+	}
+	if err := c.putFrames(batch); err != nil {
+		return err
 	}
 	return c.flush()
 }

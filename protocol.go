@@ -42,6 +42,18 @@ type Protocol interface {
 	Close()
 }
 
+// CopySender is implemented by protocols that can send a small message by
+// copying it into a pipe's copy buffer (Pipe.SendCopy) when that keeps
+// order and waits for nothing. Socket.Send and SendBytes (not contexts)
+// try it first for messages of at most CopySendMax bytes and fall back to
+// Send when it reports false. PAIR and PUSH implement it.
+type CopySender interface {
+	// SendCopy sends a copy of a message with header hdr and body body
+	// (the protocol may write its own header instead, as cooked PAIR1
+	// does) and reports whether it did. hdr and body stay the caller's.
+	SendCopy(hdr, body []byte) bool
+}
+
 // Proto returns the socket's protocol state, for a protocol package's
 // typed helpers (sub.Subscribe asserts it to its own type). Users have no
 // need for it: calling its methods bypasses the socket's bookkeeping.

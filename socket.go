@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +31,14 @@ import (
 
 // Socket is an SP socket. Its methods are safe for concurrent use.
 type Socket struct {
-	cfg   SocketConfig // validated; read-only after NewSocket
-	proto Protocol
-	info  ProtocolInfo
+	cfg    SocketConfig // validated; read-only after NewSocket
+	proto  Protocol
+	copier CopySender // proto, if it is one
+	// wokeWriter: a copied send was refused because the pipe's writer
+	// was waiting, so the send that follows wakes it (see yieldToWriter).
+	wokeWriter atomic.Bool
+	cq         *CopyQueue // proto's, if it is a CopyReceiver
+	info       ProtocolInfo
 
 	closed    chan struct{} // closed when Close begins
 	done      chan struct{} // closed when Close has finished
@@ -72,7 +78,11 @@ func NewSocket(proto Protocol, cfg SocketConfig) (*Socket, error) {
 		listeners: make(map[*Listener]struct{}),
 	}
 	s.nextID.Store(rand.Uint32() & 0x7fffffff)
+	s.copier, _ = proto.(CopySender)
 	proto.Init(s)
+	if cr, ok := proto.(CopyReceiver); ok {
+		s.cq = cr.CopyQueue()
+	}
 	return s, nil
 }
 
@@ -88,11 +98,64 @@ func (s *Socket) Closed() <-chan struct{} { return s.closed }
 // Send sends m. On success the socket owns the content and m is left
 // empty, ready to be filled again; on error m is unchanged and still the
 // caller's. Completion does not mean a peer received it.
-func (s *Socket) Send(ctx context.Context, m *Msg) error { return s.send(ctx, m, s.proto.Send) }
+func (s *Socket) Send(ctx context.Context, m *Msg) error {
+	if s.copier == nil {
+		return s.send(ctx, m, s.proto.Send)
+	}
+	if s.sendCopy(m) {
+		return nil
+	}
+	err := s.send(ctx, m, s.proto.Send)
+	s.yieldToWriter()
+	return err
+}
+
+// yieldToWriter yields the processor once after a send that woke a
+// waiting pipe writer. The woken writer is queued to run next on this
+// processor, after the sender; without the yield a streaming sender
+// keeps it from running (another processor takes it only after a while)
+// and fills the queue one message at a time, instead of copying into
+// the buffer of a busy writer. Measured: PAIR1 64 B, ferry sender to a
+// raw-TCP sink in another process, 5.4 -> 7.2 M msg/s; PUSH 2.5 -> 3.9 M.
+func (s *Socket) yieldToWriter() {
+	if s.wokeWriter.Load() && s.wokeWriter.Swap(false) {
+		runtime.Gosched()
+	}
+}
 
 // SendBytes sends a copy of b; b stays the caller's.
 func (s *Socket) SendBytes(ctx context.Context, b []byte) error {
+	if s.copier != nil && len(b) <= CopySendMax && s.sendable() == nil {
+		s.unsent.Add(1)
+		if s.copier.SendCopy(nil, b) {
+			return nil
+		}
+		s.unsent.Add(-1)
+		err := s.sendBytes(ctx, b, s.proto.Send)
+		s.yieldToWriter()
+		return err
+	}
 	return s.sendBytes(ctx, b, s.proto.Send)
+}
+
+// sendCopy tries to send a small m by copying it into a pipe's copy
+// buffer (CopySender). On success m is left empty, in the sent state, as
+// after any Send, but keeps its storage for the next SetBody.
+func (s *Socket) sendCopy(m *Msg) bool {
+	if m == nil || len(m.Header)+len(m.Body) > CopySendMax || m.state.Load() != msgLive || s.sendable() != nil {
+		return false
+	}
+	s.unsent.Add(1)
+	if !s.copier.SendCopy(m.Header, m.Body) {
+		s.unsent.Add(-1)
+		return false
+	}
+	m.Header, m.Body = m.Header[:0], m.Body[:0]
+	m.state.Store(msgSent)
+	if debugMsgs.Load() {
+		m.dbg.Store(trace("sent"))
+	}
+	return true
 }
 
 // Recv waits for the next message and hands it over; the caller owns it
@@ -102,6 +165,9 @@ func (s *Socket) Recv(ctx context.Context) (*Msg, error) { return s.recv(ctx, s.
 // RecvMsg is Recv into a message the caller already has: its old content
 // is freed and replaced. With a reused m, receiving allocates nothing.
 func (s *Socket) RecvMsg(ctx context.Context, m *Msg) error {
+	if s.copied() && s.cq.take(m, false) {
+		return nil
+	}
 	return s.recvMsg(ctx, m, s.proto.Recv)
 }
 
@@ -109,6 +175,11 @@ func (s *Socket) RecvMsg(ctx context.Context, m *Msg) error {
 // storage goes back to the pool; with a dst of enough capacity nothing is
 // allocated.
 func (s *Socket) RecvBytes(ctx context.Context, dst []byte) ([]byte, error) {
+	if s.copied() {
+		if b, ok := s.cq.takeBytes(dst); ok {
+			return b, nil
+		}
+	}
 	return s.recvBytes(ctx, dst, s.proto.Recv)
 }
 
@@ -208,6 +279,20 @@ func (s *Socket) recvBytes(ctx context.Context, dst []byte, recv recvFunc) ([]by
 	dst = append(dst, im.Body...)
 	recycle(im)
 	return dst, nil
+}
+
+// copied reports whether a receive may try the socket's CopyQueue first:
+// the protocol has one and the socket is open.
+func (s *Socket) copied() bool {
+	if s.cq == nil {
+		return false
+	}
+	select {
+	case <-s.closed:
+		return false
+	default:
+		return true
+	}
 }
 
 // withTimeout applies a socket-level default timeout to a ctx without a

@@ -47,6 +47,8 @@ type PipeStats struct {
 	ProtocolErrors uint64
 	MsgsDirect     uint64 // of MsgsOut, written by the sender itself (see Pipe.SendDirect)
 	MsgsDirectIn   uint64 // of MsgsIn, handed to the protocol by an inproc peer's sender, not this pipe's reader
+	MsgsCopied     uint64 // of MsgsOut, copied into the pipe's copy buffer by the sender (see Pipe.SendCopy)
+	MsgsCopiedIn   uint64 // of MsgsIn, copied by the reader into the socket's CopyQueue
 }
 
 // ClosedPipe records a pipe that closed and why.
@@ -70,6 +72,8 @@ type Stats struct {
 	ProtocolErrors uint64
 	MsgsDirect     uint64 // of MsgsOut, written by the sender itself, not the pipe's writer
 	MsgsDirectIn   uint64 // of MsgsIn, handed to the protocol by an inproc peer's sender, not the pipe's reader
+	MsgsCopied     uint64 // of MsgsOut, copied into a pipe's copy buffer by the sender, not queued
+	MsgsCopiedIn   uint64 // of MsgsIn, copied by a pipe's reader into the socket's CopyQueue
 	// Pipes are the open pipes.
 	Pipes []PipeStats
 	// Closed are the most recently closed pipes, oldest first (at most
@@ -85,7 +89,7 @@ const closedHistory = 64
 // goroutines and read by Stats.
 type pipeCounters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, protoErrs atomic.Uint64
-	direct, directIn                                       atomic.Uint64
+	direct, directIn, copied, copiedIn                     atomic.Uint64
 }
 
 func (c *pipeCounters) addTo(s *Stats) {
@@ -97,6 +101,8 @@ func (c *pipeCounters) addTo(s *Stats) {
 	s.ProtocolErrors += c.protoErrs.Load()
 	s.MsgsDirect += c.direct.Load()
 	s.MsgsDirectIn += c.directIn.Load()
+	s.MsgsCopied += c.copied.Load()
+	s.MsgsCopiedIn += c.copiedIn.Load()
 }
 
 // sockCounters hold what outlives pipes. Live pipes' counters are summed
@@ -123,6 +129,8 @@ func (c *sockCounters) recordClose(cp ClosedPipe, pc *pipeCounters) {
 	c.closed.protoErrs.Add(pc.protoErrs.Load())
 	c.closed.direct.Add(pc.direct.Load())
 	c.closed.directIn.Add(pc.directIn.Load())
+	c.closed.copied.Add(pc.copied.Load())
+	c.closed.copiedIn.Add(pc.copiedIn.Load())
 	c.nclosed++
 	if c.reasons == nil {
 		c.reasons = make(map[Reason]uint64)
@@ -174,5 +182,7 @@ func (p *Pipe) Stats() PipeStats {
 		Dropped: p.ctr.dropped.Load(), ProtocolErrors: p.ctr.protoErrs.Load(),
 		MsgsDirect:   p.ctr.direct.Load(),
 		MsgsDirectIn: p.ctr.directIn.Load(),
+		MsgsCopied:   p.ctr.copied.Load(),
+		MsgsCopiedIn: p.ctr.copiedIn.Load(),
 	}
 }

@@ -36,6 +36,7 @@ type proto struct {
 	s      *ferry.Socket
 	sendq  chan *ferry.Msg
 	recvq  chan *ferry.Msg
+	cq     *ferry.CopyQueue // cooked only: readers copy small messages in
 
 	mu   sync.Mutex
 	peer *ferry.Pipe
@@ -59,6 +60,24 @@ func (p *proto) Init(s *ferry.Socket) {
 	p.maxTTL = uint32(cfg.MaxTTL)
 	p.sendq = make(chan *ferry.Msg, cfg.SendQueueLen)
 	p.recvq = make(chan *ferry.Msg, cfg.RecvQueueLen)
+	if !p.raw {
+		p.cq = ferry.NewCopyQueue(p.recvq)
+	}
+}
+
+// CopyQueue and CopyFrame implement ferry.CopyReceiver for cooked
+// sockets: a frame Receive would deliver as it is (PAIR1: its hop count
+// within MaxTTL, then stripped) may be copied in by the reader.
+func (p *proto) CopyQueue() *ferry.CopyQueue { return p.cq }
+
+func (p *proto) CopyFrame(_ *ferry.Pipe, b []byte) (hdr, body []byte, ok bool) {
+	if !p.v1 {
+		return nil, b, true
+	}
+	if len(b) < 4 || b[0] != 0 || b[1] != 0 || b[2] != 0 || uint32(b[3]) > p.maxTTL {
+		return nil, nil, false // Receive reports it or counts the drop
+	}
+	return nil, b[4:], true
 }
 
 func (p *proto) AddPipe(pp *ferry.Pipe) error {
@@ -68,8 +87,8 @@ func (p *proto) AddPipe(pp *ferry.Pipe) error {
 		return ErrPaired
 	}
 	p.peer = pp
+	pp.SetSendQueue(p.sendq) // before SendCopy can see pp
 	p.cur.Store(pp)
-	pp.SetSendQueue(p.sendq)
 	return nil
 }
 
@@ -141,11 +160,36 @@ func (p *proto) Send(ctx context.Context, m *ferry.Msg) error {
 	}
 }
 
+// hop1 is a cooked PAIR1 message's header on the wire: hop count 1.
+var hop1 = []byte{0, 0, 0, 1}
+
+// SendCopy implements ferry.CopySender for cooked sockets: the frame is
+// copied into the peer pipe's buffer when its writer is busy.
+func (p *proto) SendCopy(hdr, body []byte) bool {
+	if p.raw {
+		return false
+	}
+	pp := p.cur.Load()
+	if pp == nil {
+		return false
+	}
+	if p.v1 {
+		hdr = hop1
+	}
+	return pp.SendCopy(hdr, body)
+}
+
 func (p *proto) Recv(ctx context.Context) (*ferry.Msg, error) {
+	if p.cq != nil {
+		return p.cq.Take(ctx, p.s, nil)
+	}
 	return ferry.Take(ctx, p.s, p.recvq, nil)
 }
 
 func (p *proto) Close() {
+	if p.cq != nil {
+		p.cq.Close()
+	}
 	for _, q := range []chan *ferry.Msg{p.sendq, p.recvq} {
 		ferry.DrainQueue(q, ferry.RecycleMsg)
 	}

@@ -30,6 +30,7 @@ func New(cfg ferry.SocketConfig) (*ferry.Socket, error) {
 type sock struct {
 	s     *ferry.Socket
 	recvq chan *ferry.Msg
+	cq    *ferry.CopyQueue
 }
 
 func (k *sock) Info() ferry.ProtocolInfo {
@@ -39,7 +40,14 @@ func (k *sock) Info() ferry.ProtocolInfo {
 func (k *sock) Init(s *ferry.Socket) {
 	k.s = s
 	k.recvq = make(chan *ferry.Msg, s.Config().RecvQueueLen)
+	k.cq = ferry.NewCopyQueue(k.recvq)
 }
+
+// CopyQueue and CopyFrame implement ferry.CopyReceiver: every frame is
+// delivered as it is, so a pipe's reader may copy any small one in.
+func (k *sock) CopyQueue() *ferry.CopyQueue { return k.cq }
+
+func (k *sock) CopyFrame(_ *ferry.Pipe, b []byte) (hdr, body []byte, ok bool) { return nil, b, true }
 
 // AddPipe gives the pipe no send queue: a puller never sends.
 func (k *sock) AddPipe(*ferry.Pipe) error { return nil }
@@ -52,9 +60,10 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 func (k *sock) Send(context.Context, *ferry.Msg) error { return ferry.ErrNotSupported }
 
 func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) {
-	return ferry.Take(ctx, k.s, k.recvq, nil)
+	return k.cq.Take(ctx, k.s, nil)
 }
 
 func (k *sock) Close() {
+	k.cq.Close()
 	ferry.DrainQueue(k.recvq, ferry.RecycleMsg)
 }

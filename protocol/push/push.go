@@ -47,9 +47,12 @@ type sock struct {
 
 	// mu guards pipes. Sends hold it shared while they queue, so once
 	// RemovePipe has taken it exclusively no message can reach the
-	// removed pipe's queue, and draining it is final.
+	// removed pipe's queue, and draining it is final. pipes is copied on
+	// write and published in snap for SendCopy, which takes no lock: a
+	// pipe refuses copies once its writer has stopped, before RemovePipe.
 	mu    sync.RWMutex
 	pipes []*pipeData
+	snap  atomic.Pointer[[]*pipeData]
 
 	// backlog holds messages taken back from pipes that closed, until a
 	// queue has room for them. Send adds nothing while it is not empty,
@@ -63,6 +66,12 @@ type pipeData struct {
 	p     *ferry.Pipe
 	q     chan *ferry.Msg
 	taken atomic.Uint64 // messages the writer took from q
+}
+
+// publish makes the current pipes visible to SendCopy. Under k.mu.
+func (k *sock) publish() {
+	ps := k.pipes // a header of its own: k.pipes is reassigned later
+	k.snap.Store(&ps)
 }
 
 func (k *sock) Info() ferry.ProtocolInfo {
@@ -80,7 +89,8 @@ func (k *sock) AddPipe(p *ferry.Pipe) error {
 	p.SetSendQueue(d.q)
 	p.SetSendHook(k.carried)
 	k.mu.Lock()
-	k.pipes = append(k.pipes, d)
+	k.pipes = append(slices.Clip(k.pipes), d)
+	k.publish()
 	k.mu.Unlock()
 	k.flush()
 	k.signal()
@@ -109,10 +119,11 @@ func (k *sock) RemovePipe(p *ferry.Pipe) {
 	d := p.ProtoData.(*pipeData)
 	k.mu.Lock()
 	if i := slices.Index(k.pipes, d); i >= 0 {
-		k.pipes = slices.Delete(k.pipes, i, i+1)
+		k.pipes = slices.Delete(slices.Clone(k.pipes), i, i+1)
+		k.publish()
 	}
 	k.mu.Unlock()
-	for range d.taken.Load() - p.Stats().MsgsOut {
+	for range d.taken.Load() + p.CopiedSends() - p.Stats().MsgsOut {
 		p.CountDrop()
 	}
 	if len(d.q) == 0 {
@@ -197,6 +208,28 @@ func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {
 			return nil
 		}
 	}
+}
+
+// SendCopy implements ferry.CopySender: the message is copied into the
+// buffer of the next pipe in rotation if its writer is busy and its queue
+// empty; otherwise Send puts it on that pipe's queue (which wakes the
+// writer), so no pipe is passed over while it waits for work. A copied
+// message counts as taken by the writer.
+func (k *sock) SendCopy(hdr, body []byte) bool {
+	if k.blLen.Load() > 0 {
+		return false // what came back from closed pipes goes first
+	}
+	ps := k.snap.Load()
+	if ps == nil || len(*ps) == 0 {
+		return false
+	}
+	n := uint32(len(*ps))
+	j := k.next.Load() % n
+	if !(*ps)[j].p.SendCopy(hdr, body) { // counted there (Pipe.CopiedSends)
+		return false
+	}
+	k.next.Store(j + 1)
+	return true
 }
 
 func (k *sock) Recv(context.Context) (*ferry.Msg, error) { return nil, ferry.ErrNotSupported }

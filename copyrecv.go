@@ -1,0 +1,384 @@
+package ferry
+
+import (
+	"context"
+	"sync"
+)
+
+// Copied receives: a stream pipe's reader copies small frames straight
+// from its read buffer into the socket's CopyQueue, many at a time under
+// one lock, and a receiver copies one out into its Msg. A stream of small
+// messages then costs no channel hand-off, no wakeup and no message
+// buffer per message, on either side.
+//
+// Order: a reader copies only while the protocol's channel is empty, and
+// hands a message to the channel (Receive, Deliver) only once the
+// CopyQueue is empty; receivers take from the CopyQueue before the
+// channel. So nothing in the CopyQueue is ever newer than what one reader
+// put in the channel, and a message from one pipe never overtakes an
+// older one from the same pipe.
+const (
+	// CopyRecvMax is the largest frame (header and body) a reader copies.
+	CopyRecvMax   = 1024
+	copyQueueMsgs = 512
+)
+
+// CopyQueue holds small messages copied in by pipe readers, ahead of a
+// protocol's channel queue. It holds at most as many messages as the
+// channel does (and at most copyQueueMsgs, in copyBufSize bytes), and
+// its buffer only while messages are in it. Use NewCopyQueue.
+type CopyQueue struct {
+	ch     chan *Msg     // the protocol's queue, behind this one
+	notify chan struct{} // wakes a receiver waiting for a message
+	maxN   int
+
+	mu      sync.Mutex
+	buf     *copyBuf // header and body bytes of the entries, back to back
+	ents    []copyEnt
+	head    int           // next entry to take
+	r       int           // its offset in buf
+	waiters int           // receivers waiting for a message
+	rwait   int           // readers waiting for room or an empty queue
+	space   chan struct{} // closed to wake them all (each waits for its own condition)
+	closed  bool
+}
+
+type copyEnt struct {
+	p      *Pipe
+	hn, bn uint16
+}
+
+// NewCopyQueue returns a CopyQueue in front of ch, the channel the
+// protocol's Receive delivers to and its Recv takes from.
+func NewCopyQueue(ch chan *Msg) *CopyQueue {
+	return &CopyQueue{
+		ch: ch, notify: make(chan struct{}, 1),
+		maxN: max(1, min(cap(ch), copyQueueMsgs)),
+	}
+}
+
+// CopyReceiver is implemented by protocols whose small incoming messages
+// may skip Receive and be copied into a CopyQueue by the pipe's reader.
+// Socket.Recv, RecvMsg and RecvBytes take from the queue first; the
+// protocol's Recv must take with CopyQueue.Take, and its Close must call
+// CopyQueue.Close.
+type CopyReceiver interface {
+	// CopyQueue returns the queue (nil for none), the same one for the
+	// socket's life.
+	CopyQueue() *CopyQueue
+	// CopyFrame reports what to queue for payload b (header and body as
+	// they arrived on p): the header and body of the message Receive
+	// would have delivered, or ok false to leave the frame to Receive
+	// (for errors, drops, or anything else). It must not keep b.
+	CopyFrame(p *Pipe, b []byte) (hdr, body []byte, ok bool)
+}
+
+func (q *CopyQueue) empty() bool { return q.head == len(q.ents) }
+
+// put appends one message and reports whether there was room. Under mu.
+func (q *CopyQueue) put(p *Pipe, hdr, body []byte) bool {
+	n := len(hdr) + len(body)
+	if q.buf == nil {
+		q.buf = getCopyBuf()
+		if q.ents == nil {
+			q.ents = make([]copyEnt, 0, q.maxN)
+		}
+	}
+	if len(q.ents) == q.maxN || len(q.buf.b)+n > cap(q.buf.b) {
+		if len(q.ents)-q.head == q.maxN || len(q.buf.b)-q.r+n > cap(q.buf.b) {
+			return false
+		}
+		q.compact()
+	}
+	q.buf.b = append(append(q.buf.b, hdr...), body...)
+	q.ents = append(q.ents, copyEnt{p: p, hn: uint16(len(hdr)), bn: uint16(len(body))})
+	return true
+}
+
+// halfFree reports whether at least half the queue is free: a reader
+// that found it full waits for that, so compacting is worth it. Under mu.
+func (q *CopyQueue) halfFree() bool {
+	return q.buf == nil || (len(q.ents)-q.head <= q.maxN/2 && len(q.buf.b)-q.r <= copyBufSize/2)
+}
+
+// compact moves the entries not yet taken to the front. Under mu.
+func (q *CopyQueue) compact() {
+	k := copy(q.ents, q.ents[q.head:])
+	clear(q.ents[k:]) // no Pipe stays referenced from a free slot
+	q.ents = q.ents[:k]
+	q.head = 0
+	q.buf.b = q.buf.b[:copy(q.buf.b, q.buf.b[q.r:])]
+	q.r = 0
+}
+
+// pop removes the oldest entry and wakes a reader waiting for room once
+// there is some. Under mu.
+func (q *CopyQueue) pop() {
+	e := &q.ents[q.head]
+	q.r += int(e.hn) + int(e.bn)
+	*e = copyEnt{}
+	q.head++
+	if q.empty() { // start again at the front
+		q.ents, q.head, q.r = q.ents[:0], 0, 0
+		q.buf.b = q.buf.b[:0]
+	}
+	if q.rwait > 0 && q.halfFree() {
+		q.wakeReaders()
+	}
+	if q.waiters > 0 && !q.empty() { // pass the turn on
+		wake(q.notify)
+	}
+}
+
+// wakeReaders wakes every reader waiting in waitFor. Under mu.
+func (q *CopyQueue) wakeReaders() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+}
+
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// take copies the oldest message into m and reports whether there was
+// one. If there was none and wait is set, the caller is counted as a
+// receiver about to wait (undo with unwait), and the buffer goes back to
+// the pool: an idle socket holds none.
+func (q *CopyQueue) take(m *Msg, wait bool) bool {
+	q.mu.Lock()
+	if q.empty() {
+		if wait {
+			q.waiters++
+			if q.buf != nil && q.rwait == 0 {
+				putCopyBuf(q.buf)
+				q.buf = nil
+				q.ents, q.head, q.r = q.ents[:0], 0, 0
+			}
+		}
+		q.mu.Unlock()
+		return false
+	}
+	e := &q.ents[q.head]
+	h := q.buf.b[q.r : q.r+int(e.hn)]
+	b := q.buf.b[q.r+int(e.hn) : q.r+int(e.hn)+int(e.bn)]
+	m.state.Store(msgLive)
+	m.dbg.Store(nil)
+	if len(h) == 0 {
+		m.Header = m.Header[:0]
+	} else {
+		m.SetHeader(h)
+	}
+	m.SetBody(b)
+	m.pipe = e.p
+	q.pop()
+	q.mu.Unlock()
+	return true
+}
+
+// takeBytes appends the oldest message's body to dst, if there is one.
+func (q *CopyQueue) takeBytes(dst []byte) ([]byte, bool) {
+	q.mu.Lock()
+	if q.empty() {
+		q.mu.Unlock()
+		return dst, false
+	}
+	e := &q.ents[q.head]
+	off := q.r + int(e.hn)
+	dst = append(dst, q.buf.b[off:off+int(e.bn)]...)
+	q.pop()
+	q.mu.Unlock()
+	return dst, true
+}
+
+func (q *CopyQueue) unwait() {
+	q.mu.Lock()
+	q.waiters--
+	q.mu.Unlock()
+}
+
+// Take returns the next message, from the queue or else from its
+// channel, as the Take function does: a message already queued wins
+// over a ctx that has ended. For a CopyReceiver's Recv.
+func (q *CopyQueue) Take(ctx context.Context, s *Socket, done <-chan struct{}) (*Msg, error) {
+	m := getMsg()
+	for {
+		if q.take(m, true) {
+			return m, nil
+		}
+		select {
+		case im := <-q.ch:
+			q.unwait()
+			msgPool.Put(m)
+			return im, nil
+		default:
+		}
+		select {
+		case im := <-q.ch:
+			q.unwait()
+			msgPool.Put(m)
+			return im, nil
+		case <-q.notify:
+			q.unwait()
+		case <-ctx.Done():
+			q.unwait()
+			msgPool.Put(m)
+			return nil, ctxErr(ctx)
+		case <-done:
+			q.unwait()
+			msgPool.Put(m)
+			return nil, ErrClosed
+		case <-s.closed:
+			q.unwait()
+			msgPool.Put(m)
+			return nil, ErrClosed
+		}
+	}
+}
+
+// Close empties the queue and refuses further copies. For
+// Protocol.Close.
+func (q *CopyQueue) Close() {
+	q.mu.Lock()
+	q.closed = true
+	clear(q.ents)
+	q.ents, q.head, q.r = nil, 0, 0
+	putCopyBuf(q.buf)
+	q.buf = nil
+	q.wakeReaders()
+	q.mu.Unlock()
+}
+
+// waitFor waits, for a reader of p, until the queue is empty (all set)
+// or has room, and reports false if p or the socket closed first.
+func (q *CopyQueue) waitFor(p *Pipe, all bool) bool {
+	for {
+		q.mu.Lock()
+		if q.closed || q.empty() || (!all && q.halfFree()) {
+			q.mu.Unlock()
+			return true
+		}
+		q.rwait++
+		if q.space == nil {
+			q.space = make(chan struct{})
+		}
+		space := q.space
+		q.mu.Unlock()
+		select {
+		case <-space:
+		case <-p.closing:
+		case <-p.s.closed:
+		}
+		q.mu.Lock()
+		q.rwait--
+		q.mu.Unlock()
+		select {
+		case <-p.closing:
+			return false
+		case <-p.s.closed:
+			return false
+		default:
+		}
+	}
+}
+
+// copy results
+const (
+	copyDone   = iota // copied all the reader had whole; read more
+	copyFull          // the queue has no room
+	copyNot           // the next frame must go through Receive
+	copyClosed        // the queue is closed
+)
+
+// copyIn copies into q every small frame the reader's buffer holds
+// whole, and reports how many messages and payload bytes it copied and
+// why it stopped.
+func (c *streamConn) copyIn(p *Pipe, q *CopyQueue, cr CopyReceiver, max uint64) (n int, bytes uint64, why int) {
+	ps := c.f.PrefixSize()
+	q.mu.Lock()
+	switch {
+	case q.closed:
+		why = copyClosed
+	case len(q.ch) > 0:
+		why = copyNot
+	}
+	for why == copyDone {
+		avail := c.br.Buffered()
+		if avail < ps {
+			break
+		}
+		pfx, _ := c.br.Peek(ps)
+		size, err := c.f.ParsePrefix(pfx, max)
+		if err != nil || size > CopyRecvMax {
+			why = copyNot
+			break
+		}
+		if avail < ps+size {
+			break
+		}
+		fr, _ := c.br.Peek(ps + size)
+		hdr, body, ok := cr.CopyFrame(p, fr[ps:])
+		if !ok {
+			why = copyNot
+			break
+		}
+		if !q.put(p, hdr, body) {
+			why = copyFull
+			break
+		}
+		c.br.Discard(ps + size)
+		n++
+		bytes += uint64(size)
+	}
+	if n > 0 && q.waiters > 0 {
+		wake(q.notify)
+	}
+	q.mu.Unlock()
+	return n, bytes, why
+}
+
+// readCopied is the reader's loop step for a pipe with a CopyQueue: it
+// copies frames in until the next one must be read the ordinary way
+// (too large, refused by the protocol, the channel holds messages, the
+// stream failed: the ordinary read then reports why, or p is closing).
+func (p *Pipe) readCopied(max int) {
+	c := p.sc
+	c.initRead(max)
+	ps := c.f.PrefixSize()
+	for {
+		pfx, err := c.br.Peek(ps) // waits for at least a prefix
+		if err != nil {
+			return
+		}
+		size, err := c.f.ParsePrefix(pfx, uint64(max))
+		if err != nil {
+			return
+		}
+		if size <= CopyRecvMax {
+			if _, err := c.br.Peek(ps + size); err != nil { // the whole frame
+				return
+			}
+		}
+		n, bytes, why := c.copyIn(p, p.cq, p.cr, uint64(max))
+		if n > 0 {
+			p.ctr.msgsIn.Add(uint64(n))
+			p.ctr.bytesIn.Add(bytes)
+			p.ctr.copiedIn.Add(uint64(n))
+		}
+		switch why {
+		case copyFull:
+			if !p.cq.waitFor(p, false) {
+				return
+			}
+		case copyNot:
+			p.cq.waitFor(p, true) // this pipe's copies go first
+			return
+		case copyClosed:
+			return
+		}
+	}
+}
