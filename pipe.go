@@ -78,6 +78,7 @@ type Pipe struct {
 	wwait  bool
 	wdead  bool
 	wspare *copyBuf
+	wlast  int64 // clock.Nanos of the last write, for copySpin; the writer's
 
 	// Copied receives (stream transports, protocols that are a
 	// CopyReceiver): the reader copies small frames into cq.
@@ -407,8 +408,11 @@ func (p *Pipe) readLoop() {
 func (p *Pipe) writeLoop() {
 	defer p.s.wg.Done()
 	defer close(p.wdone)
-	defer func() { // a direct write's rest is lost with the pipe
-		if p.dc != nil {
+	// At most three defers: with more, Go keeps defer records in the
+	// frame, and this frame is on every idle pipe's stack.
+	defer func() {
+		p.dropCopied()   // frames copied in but not written are lost with the pipe
+		if p.dc != nil { // and so is a direct write's rest
 			p.wmu.Lock()
 			if p.dc.dropRest() {
 				p.s.unsent.Add(-1)
@@ -416,9 +420,7 @@ func (p *Pipe) writeLoop() {
 			p.wmu.Unlock()
 		}
 	}()
-	defer p.dropCopied()        // and so are frames copied in but not written
 	batch := make([]*Msg, 0, 8) // grows to maxBatch only if batches do: idle pipes stay small
-	var lastWrite int64         // clock.Nanos of the last write, for copySpin
 	for {
 		select {
 		case <-p.closing:
@@ -427,22 +429,7 @@ func (p *Pipe) writeLoop() {
 		}
 		var pre copied // frames copied in, older than anything queued
 		if p.sc != nil {
-			p.bmu.Lock()
-			pre = p.takeCopied()
-			batch = p.fill(batch)
-			idle := pre.n == 0 && len(batch) == 0
-			if idle && clock.Nanos()-lastWrite < copySpin {
-				p.bmu.Unlock()
-				runtime.Gosched() // a sender on another core may copy more meanwhile
-				continue
-			}
-			p.wwait = idle
-			if idle { // hold no copy buffers
-				putCopyBuf(p.pend)
-				putCopyBuf(p.wspare)
-				p.pend, p.wspare = nil, nil
-			}
-			p.bmu.Unlock()
+			pre, batch = p.takeWork(batch)
 		} else {
 			batch = p.fill(batch)
 		}
@@ -451,10 +438,7 @@ func (p *Pipe) writeLoop() {
 			case m := <-p.sendq:
 				batch = append(batch, m)
 				if p.sc != nil { // nothing was copied while we waited
-					p.bmu.Lock()
-					p.wwait = false
-					batch = p.fill(batch)
-					p.bmu.Unlock()
+					batch = p.wake(batch)
 				} else {
 					batch = p.fill(batch)
 				}
@@ -471,47 +455,106 @@ func (p *Pipe) writeLoop() {
 				return
 			}
 		}
-		n := len(batch)
-		bytes := pre.bytes
-		for _, m := range batch {
-			bytes += uint64(len(m.Header) + len(m.Body))
-		}
-		p.wmu.Lock()
-		err := p.flushRest()
-		if err == nil {
-			if p.onSend != nil && n > 0 {
-				p.onSend(p, batch)
-			}
-			if p.sc != nil {
-				err = p.sc.sendCopied(pre.bytesOf(), batch)
-			} else {
-				err = p.c.send(batch)
-			}
-		}
-		p.wmu.Unlock()
-		for i, m := range batch {
-			if m != nil {
-				recycle(m)
-			}
-			batch[i] = nil
-		}
-		batch = batch[:0]
-		nc := pre.n
-		p.spare(pre.buf)
-		if p.sc != nil {
-			lastWrite = clock.Nanos()
-		}
-		p.s.unsent.Add(-int64(n + nc)) // written, or lost with this pipe
-		if err != nil {
+		var err error
+		if batch, err = p.writeBatch(pre, batch); err != nil {
 			p.closeWith(writeReason(err), err)
 			return
 		}
-		p.ctr.msgsOut.Add(uint64(n + nc))
-		p.ctr.bytesOut.Add(bytes)
-		if nc > 0 {
-			p.ctr.copied.Add(uint64(nc))
+	}
+}
+
+// The writer's steps below stay out of line: its frame is on every idle
+// pipe's stack, which then fits in the smallest goroutine stack (2 KiB).
+
+// takeWork takes, for a stream pipe's writer, the frames copied in and
+// what the queue holds. Until there is some, or copySpin has passed since
+// the last write, it polls, yielding in between; then, with nothing to
+// do, it marks the writer waiting.
+//
+//go:noinline
+func (p *Pipe) takeWork(batch []*Msg) (copied, []*Msg) {
+	for {
+		p.bmu.Lock()
+		pre := p.takeCopied()
+		batch = p.fill(batch)
+		idle := pre.n == 0 && len(batch) == 0
+		if idle && clock.Nanos()-p.wlast < copySpin {
+			p.bmu.Unlock()
+			runtime.Gosched() // a sender on another core may copy more meanwhile
+			select {
+			case <-p.closing:
+				return pre, batch
+			default:
+			}
+			continue
+		}
+		p.wwait = idle
+		if idle { // hold no copy buffers
+			putCopyBuf(p.pend)
+			putCopyBuf(p.wspare)
+			p.pend, p.wspare = nil, nil
+		}
+		p.bmu.Unlock()
+		return pre, batch
+	}
+}
+
+// wake ends a stream pipe's wait: batch holds the message that woke it.
+//
+//go:noinline
+func (p *Pipe) wake(batch []*Msg) []*Msg {
+	p.bmu.Lock()
+	p.wwait = false
+	batch = p.fill(batch)
+	p.bmu.Unlock()
+	return batch
+}
+
+// writeBatch writes pre, then batch, counts them and returns batch
+// emptied.
+//
+//go:noinline
+func (p *Pipe) writeBatch(pre copied, batch []*Msg) ([]*Msg, error) {
+	n := len(batch)
+	bytes := pre.bytes
+	for _, m := range batch {
+		bytes += uint64(len(m.Header) + len(m.Body))
+	}
+	p.wmu.Lock()
+	err := p.flushRest()
+	if err == nil {
+		if p.onSend != nil && n > 0 {
+			p.onSend(p, batch)
+		}
+		if p.sc != nil {
+			err = p.sc.sendCopied(pre.bytesOf(), batch)
+		} else {
+			err = p.c.send(batch)
 		}
 	}
+	p.wmu.Unlock()
+	for i, m := range batch {
+		if m != nil {
+			recycle(m)
+		}
+		batch[i] = nil
+	}
+	batch = batch[:0]
+	nc := pre.n
+	p.spare(pre.buf)
+	if p.sc != nil {
+		p.wlast = clock.Nanos()
+	}
+	p.s.unsent.Add(-int64(n + nc)) // written, or lost with this pipe
+	if err != nil {
+		return batch, err
+	}
+	p.ctr.msgsOut.Add(uint64(n + nc))
+	p.ctr.bytesOut.Add(bytes)
+	if nc > 0 {
+		p.ctr.copied.Add(uint64(nc))
+	}
+	return batch, nil
 }
 
 // copied is a run of frames senders copied in, taken by the writer.
@@ -554,6 +597,10 @@ func (p *Pipe) spare(b *copyBuf) {
 
 // fill adds to batch what the send queue holds, without waiting: at most
 // maxBatch messages or about maxBatchBytes, memory a stuck peer holds.
+// Not inlined: the writer calls it from four places, and each inlined
+// copy grew the writer's frame, and so every idle pipe's stack.
+//
+//go:noinline
 func (p *Pipe) fill(batch []*Msg) []*Msg {
 	var bytes int
 	for _, m := range batch {

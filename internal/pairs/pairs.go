@@ -7,7 +7,10 @@
 // Sent messages wait in one socket-level queue of SendQueueLen; the
 // peer's writer drains it. With no peer, Send waits once the queue is
 // full. Messages a writer already took when its pipe died are lost, as
-// with NNG; what is still queued goes to the next peer.
+// with NNG; what is still queued goes to the next peer. On stream
+// transports a cooked socket's small messages may skip the queue in both
+// directions (copied sends and receives, see SendCopy and CopyFrame);
+// copies in a dying pipe's buffer are lost like a writer's batch.
 package pairs
 
 import (

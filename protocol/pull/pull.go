@@ -6,8 +6,13 @@
 // so nothing is dropped. Readers waiting on a full queue are served in
 // the order they started waiting (Go channels queue blocked senders
 // first in, first out), which makes PULL fair across busy pipes: each
-// gets one message in per turn. Send is ErrNotSupported. Raw mode
-// behaves the same.
+// gets one message in per turn. On stream transports small messages
+// (at most ferry.CopyRecvMax) go through the socket's copy queue
+// instead: a reader copies in every whole one it has read, up to a full
+// queue, and readers waiting for room are all woken when half of it is
+// free, so a busy pipe gets a run of messages per turn. Order within a
+// pipe holds either way. Send is ErrNotSupported. Raw mode behaves the
+// same.
 package pull
 
 import (
