@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -604,5 +605,47 @@ func TestCopiedReceiveManyReaders(t *testing.T) {
 		}
 		m.Free()
 		ls.Close()
+	}
+}
+
+// TestCopiedReceiveStaleHandle: RecvMsg into a stale copy of a freed
+// handle (the nbio #445 shape) must not write into the block that handle
+// once had, which may be another message's now: the copy path takes
+// fresh storage, as the ordinary path does.
+func TestCopiedReceiveStaleHandle(t *testing.T) {
+	testutil.NoLeaks(t)
+	ls, ds := connect(t, "tcp", pair1.New, ferry.SocketConfig{})
+	ctx := testutil.Ctx(t, 5*time.Second)
+	for i := range 200 {
+		if err := ds.SendBytes(ctx, fmt.Appendf(nil, "message %03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for round := range 50 {
+		m := ferry.NewMsg(0)
+		if err := ls.RecvMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		got++
+		stale := new(ferry.Msg)
+		reflect.ValueOf(stale).Elem().Set(reflect.ValueOf(m).Elem())
+		m.Free()
+		owner := ferry.NewMsg(0) // may get the freed block from the pool
+		owner.SetBody([]byte(fmt.Sprintf("owner %02d", round)))
+		if err := ls.RecvMsg(ctx, stale); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("message %03d", got); string(stale.Body) != want {
+			t.Fatalf("round %d: stale handle got %q, want %q", round, stale.Body, want)
+		}
+		got++
+		if want := fmt.Sprintf("owner %02d", round); string(owner.Body) != want {
+			t.Fatalf("round %d: the block's new owner now holds %q: the receive wrote into it", round, owner.Body)
+		}
+		owner.Free()
+	}
+	if st := ls.Stats(); st.MsgsCopiedIn == 0 {
+		t.Fatal("nothing was copied in: the test did not exercise the copy path")
 	}
 }

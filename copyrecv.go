@@ -166,6 +166,13 @@ func (q *CopyQueue) take(m *Msg, wait bool) bool {
 	e := &q.ents[q.head]
 	h := q.buf.b[q.r : q.r+int(e.hn)]
 	b := q.buf.b[q.r+int(e.hn) : q.r+int(e.hn)+int(e.bn)]
+	if b := m.blk; b != nil && (b.gen.Load() != m.gen || !m.bodyAtStart()) {
+		// A stale handle (its block is another message's now) or a body
+		// the caller pointed elsewhere: copy into fresh storage, as
+		// RecvMsg's ordinary path replaces the storage.
+		m.dropBlock()
+		m.Body = nil
+	}
 	m.state.Store(msgLive)
 	m.dbg.Store(nil)
 	if len(h) == 0 {
