@@ -161,28 +161,30 @@ func (c *inprocConn) recv(max int) (*Msg, error) {
 }
 
 // next waits for the next message in in, delivering deferred ones
-// meanwhile.
+// meanwhile. A deferred message is older than everything in in (a direct
+// delivery starts only with nothing pending, and the peer puts nothing in
+// in while one runs), so it goes first even when both are ready.
 func (c *inprocConn) next() (*Msg, error) {
 	for {
 		select {
 		case m := <-c.in:
+			c.deliverDeferred()
 			return m, nil
 		default:
 		}
 		select {
 		case m := <-c.in:
+			c.deliverDeferred()
 			return m, nil
 		case d := <-c.deferred:
-			c.dmu.Lock()
-			Deliver(c.pipe.Load(), d.q, d.m)
-			c.pending.Add(-1)
-			c.dmu.Unlock()
+			c.deliver(d)
 		case <-c.closed:
 			return nil, net.ErrClosed
 		case <-c.peer.closed:
 			// What the peer sent before closing is still delivered.
 			select {
 			case m := <-c.in:
+				c.deliverDeferred()
 				return m, nil
 			case d := <-c.deferred:
 				recycle(d.m)
@@ -192,6 +194,23 @@ func (c *inprocConn) next() (*Msg, error) {
 			}
 		}
 	}
+}
+
+// deliverDeferred delivers the deferred message, if there is one.
+func (c *inprocConn) deliverDeferred() {
+	select {
+	case d := <-c.deferred:
+		c.deliver(d)
+	default:
+	}
+}
+
+// deliver hands a deferred message to its queue, waiting for room.
+func (c *inprocConn) deliver(d deferredMsg) {
+	c.dmu.Lock()
+	Deliver(c.pipe.Load(), d.q, d.m)
+	c.pending.Add(-1)
+	c.dmu.Unlock()
 }
 
 // received is called by the reader once its protocol took a message from
