@@ -1150,7 +1150,13 @@ func benchRawThroughput(ctx context.Context, o *benchOpts, url string, size int,
 	defer func() { c.Close(); wg.Wait() }()
 	var got atomic.Int64
 	wg.Go(func() {
-		rd := bufio.NewReaderSize(c, 64<<10)
+		rsize := 64 << 10
+		if size >= benchRawVecMin {
+			// Large frames: a small buffer, so the payload is read
+			// straight into buf (as ferry reads it), not copied through.
+			rsize = 8 << 10
+		}
+		rd := bufio.NewReaderSize(c, rsize)
 		buf := make([]byte, size)
 		for {
 			var err error
