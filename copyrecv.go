@@ -3,6 +3,7 @@ package ferry
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // Copied receives: a stream pipe's reader copies small frames straight
@@ -32,15 +33,22 @@ type CopyQueue struct {
 	notify chan struct{} // wakes a receiver waiting for a message
 	maxN   int
 
-	mu      sync.Mutex
-	buf     *copyBuf // header and body bytes of the entries, back to back
-	ents    []copyEnt
-	head    int           // next entry to take
-	r       int           // its offset in buf
-	waiters int           // receivers waiting for a message
-	rwait   int           // readers waiting for room or an empty queue
-	space   chan struct{} // closed to wake them all (each waits for its own condition)
-	closed  bool
+	// n counts the entries queued, for checks that take no lock; waiters
+	// counts receivers about to wait on notify. A receiver adds itself
+	// then reads n, a reader stores n then reads waiters (both atomic),
+	// so one of them sees the other and no wake-up is lost.
+	n       atomic.Int32
+	waiters atomic.Int32
+	held    atomic.Bool // buf is set: a waiting receiver hands it back
+
+	mu     sync.Mutex
+	buf    *copyBuf // header and body bytes of the entries, back to back
+	ents   []copyEnt
+	head   int           // next entry to take
+	r      int           // its offset in buf
+	rwait  int           // readers waiting for room or an empty queue
+	space  chan struct{} // closed to wake them all (each waits for its own condition)
+	closed bool
 }
 
 type copyEnt struct {
@@ -75,11 +83,15 @@ type CopyReceiver interface {
 
 func (q *CopyQueue) empty() bool { return q.head == len(q.ents) }
 
+// recount publishes the number of entries in n. Under mu.
+func (q *CopyQueue) recount() { q.n.Store(int32(len(q.ents) - q.head)) }
+
 // put appends one message and reports whether there was room. Under mu.
 func (q *CopyQueue) put(p *Pipe, hdr, body []byte) bool {
 	n := len(hdr) + len(body)
 	if q.buf == nil {
 		q.buf = getCopyBuf()
+		q.held.Store(true)
 		if q.ents == nil {
 			q.ents = make([]copyEnt, 0, q.maxN)
 		}
@@ -122,10 +134,11 @@ func (q *CopyQueue) pop() {
 		q.ents, q.head, q.r = q.ents[:0], 0, 0
 		q.buf.b = q.buf.b[:0]
 	}
+	q.recount()
 	if q.rwait > 0 && q.halfFree() {
 		q.wakeReaders()
 	}
-	if q.waiters > 0 && !q.empty() { // pass the turn on
+	if q.waiters.Load() > 0 && !q.empty() { // pass the turn on
 		wake(q.notify)
 	}
 }
@@ -146,20 +159,13 @@ func wake(c chan struct{}) {
 }
 
 // take copies the oldest message into m and reports whether there was
-// one. If there was none and wait is set, the caller is counted as a
-// receiver about to wait (undo with unwait), and the buffer goes back to
-// the pool: an idle socket holds none.
-func (q *CopyQueue) take(m *Msg, wait bool) bool {
+// one.
+func (q *CopyQueue) take(m *Msg) bool {
+	if q.n.Load() == 0 {
+		return false
+	}
 	q.mu.Lock()
 	if q.empty() {
-		if wait {
-			q.waiters++
-			if q.buf != nil && q.rwait == 0 {
-				putCopyBuf(q.buf)
-				q.buf = nil
-				q.ents, q.head, q.r = q.ents[:0], 0, 0
-			}
-		}
 		q.mu.Unlock()
 		return false
 	}
@@ -189,6 +195,9 @@ func (q *CopyQueue) take(m *Msg, wait bool) bool {
 
 // takeBytes appends the oldest message's body to dst, if there is one.
 func (q *CopyQueue) takeBytes(dst []byte) ([]byte, bool) {
+	if q.n.Load() == 0 {
+		return dst, false
+	}
 	q.mu.Lock()
 	if q.empty() {
 		q.mu.Unlock()
@@ -202,46 +211,71 @@ func (q *CopyQueue) takeBytes(dst []byte) ([]byte, bool) {
 	return dst, true
 }
 
-func (q *CopyQueue) unwait() {
-	q.mu.Lock()
-	q.waiters--
-	q.mu.Unlock()
+// wait counts the caller as a receiver about to wait for a message
+// (undo with unwait), unless one arrived meanwhile: then it reports false
+// and counts nothing. The queue, empty, hands its buffer back to the
+// pool: an idle socket holds none.
+func (q *CopyQueue) wait() bool {
+	q.waiters.Add(1)
+	if q.n.Load() != 0 {
+		q.waiters.Add(-1)
+		return false
+	}
+	if q.held.Load() {
+		q.mu.Lock()
+		if q.buf != nil && q.empty() && q.rwait == 0 {
+			q.release()
+		}
+		q.mu.Unlock()
+	}
+	return true
 }
 
+// release hands the empty queue's buffer back to the pool. Under mu.
+func (q *CopyQueue) release() {
+	putCopyBuf(q.buf)
+	q.buf = nil
+	q.held.Store(false)
+	q.ents, q.head, q.r = q.ents[:0], 0, 0
+}
+
+func (q *CopyQueue) unwait() { q.waiters.Add(-1) }
+
 // Take returns the next message, from the queue or else from its
-// channel, as the Take function does: a message already queued wins
-// over a ctx that has ended. For a CopyReceiver's Recv.
+// channel, as the Take function does: a message already queued wins over
+// a ctx that has ended. For a CopyReceiver's Recv. With the queue empty
+// (inproc, large messages) it costs what Take does: no lock, no Msg.
 func (q *CopyQueue) Take(ctx context.Context, s *Socket, done <-chan struct{}) (*Msg, error) {
-	m := getMsg()
 	for {
-		if q.take(m, true) {
-			return m, nil
+		if q.n.Load() != 0 {
+			m := getMsg()
+			if q.take(m) {
+				return m, nil
+			}
+			msgPool.Put(m)
 		}
 		select {
 		case im := <-q.ch:
-			q.unwait()
-			msgPool.Put(m)
 			return im, nil
 		default:
 		}
+		if !q.wait() {
+			continue
+		}
 		select {
 		case im := <-q.ch:
 			q.unwait()
-			msgPool.Put(m)
 			return im, nil
 		case <-q.notify:
 			q.unwait()
 		case <-ctx.Done():
 			q.unwait()
-			msgPool.Put(m)
 			return nil, ctxErr(ctx)
 		case <-done:
 			q.unwait()
-			msgPool.Put(m)
 			return nil, ErrClosed
 		case <-s.closed:
 			q.unwait()
-			msgPool.Put(m)
 			return nil, ErrClosed
 		}
 	}
@@ -256,6 +290,8 @@ func (q *CopyQueue) Close() {
 	q.ents, q.head, q.r = nil, 0, 0
 	putCopyBuf(q.buf)
 	q.buf = nil
+	q.held.Store(false)
+	q.recount()
 	q.wakeReaders()
 	q.mu.Unlock()
 }
@@ -341,8 +377,11 @@ func (c *streamConn) copyIn(p *Pipe, q *CopyQueue, cr CopyReceiver, max uint64) 
 		n++
 		bytes += uint64(size)
 	}
-	if n > 0 && q.waiters > 0 {
-		wake(q.notify)
+	if n > 0 {
+		q.recount()
+		if q.waiters.Load() > 0 {
+			wake(q.notify)
+		}
 	}
 	q.mu.Unlock()
 	return n, bytes, why

@@ -438,7 +438,7 @@ func (p *Pipe) writeLoop() {
 			case m := <-p.sendq:
 				batch = append(batch, m)
 				if p.sc != nil { // nothing was copied while we waited
-					batch = p.wake(batch)
+					batch = p.resume(batch)
 				} else {
 					batch = p.fill(batch)
 				}
@@ -499,10 +499,11 @@ func (p *Pipe) takeWork(batch []*Msg) (copied, []*Msg) {
 	}
 }
 
-// wake ends a stream pipe's wait: batch holds the message that woke it.
+// resume ends a stream pipe writer's wait: batch holds the message that
+// woke it.
 //
 //go:noinline
-func (p *Pipe) wake(batch []*Msg) []*Msg {
+func (p *Pipe) resume(batch []*Msg) []*Msg {
 	p.bmu.Lock()
 	p.wwait = false
 	batch = p.fill(batch)
@@ -650,8 +651,9 @@ func putCopyBuf(b *copyBuf) {
 // buffer has room. It reports whether it did; hdr and body stay the
 // caller's either way. A stream of small messages
 // sent this way costs no queue hand-off and no message buffer per
-// message. Copied messages count as taken by the writer: a pipe that
-// dies loses them, as it loses a batch the writer took. Stream
+// message. A copied message counts in the socket's unsent messages until
+// written, as a queued one does, and as taken by the writer: a pipe that
+// dies loses it, as it loses a batch the writer took. Stream
 // transports (tcp, ipc, tls, quic) support it; on others it reports
 // false. For CopySender implementations.
 func (p *Pipe) SendCopy(hdr, body []byte) bool {
@@ -681,6 +683,7 @@ func (p *Pipe) SendCopy(hdr, body []byte) bool {
 	p.pendN++
 	p.pendB += uint64(n)
 	p.ncopy++
+	p.s.unsent.Add(1) // until written; the writer takes pend only under bmu
 	p.bmu.Unlock()
 	return true
 }

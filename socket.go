@@ -125,12 +125,10 @@ func (s *Socket) yieldToWriter() {
 
 // SendBytes sends a copy of b; b stays the caller's.
 func (s *Socket) SendBytes(ctx context.Context, b []byte) error {
-	if s.copier != nil && len(b) <= CopySendMax && s.sendable() == nil {
-		s.unsent.Add(1)
-		if s.copier.SendCopy(nil, b) {
+	if s.copier != nil && len(b) <= CopySendMax {
+		if s.trySendCopy(nil, b) {
 			return nil
 		}
-		s.unsent.Add(-1)
 		err := s.sendBytes(ctx, b, s.proto.Send)
 		s.yieldToWriter()
 		return err
@@ -138,16 +136,18 @@ func (s *Socket) SendBytes(ctx context.Context, b []byte) error {
 	return s.sendBytes(ctx, b, s.proto.Send)
 }
 
+// trySendCopy offers a small message to the protocol's SendCopy, if the
+// socket takes sends. A copy counts as unsent (Pipe.SendCopy adds it)
+// until the pipe's writer has written it.
+func (s *Socket) trySendCopy(hdr, body []byte) bool {
+	return s.sendable() == nil && s.copier.SendCopy(hdr, body)
+}
+
 // sendCopy tries to send a small m by copying it into a pipe's copy
 // buffer (CopySender). On success m is left empty, in the sent state, as
 // after any Send, but keeps its storage for the next SetBody.
 func (s *Socket) sendCopy(m *Msg) bool {
-	if m == nil || len(m.Header)+len(m.Body) > CopySendMax || m.state.Load() != msgLive || s.sendable() != nil {
-		return false
-	}
-	s.unsent.Add(1)
-	if !s.copier.SendCopy(m.Header, m.Body) {
-		s.unsent.Add(-1)
+	if m == nil || len(m.Header)+len(m.Body) > CopySendMax || m.state.Load() != msgLive || !s.trySendCopy(m.Header, m.Body) {
 		return false
 	}
 	m.Header, m.Body = m.Header[:0], m.Body[:0]
@@ -165,7 +165,7 @@ func (s *Socket) Recv(ctx context.Context) (*Msg, error) { return s.recv(ctx, s.
 // RecvMsg is Recv into a message the caller already has: its old content
 // is freed and replaced. With a reused m, receiving allocates nothing.
 func (s *Socket) RecvMsg(ctx context.Context, m *Msg) error {
-	if s.copied() && s.cq.take(m, false) {
+	if s.copied() && s.cq.take(m) {
 		return nil
 	}
 	return s.recvMsg(ctx, m, s.proto.Recv)
@@ -282,9 +282,9 @@ func (s *Socket) recvBytes(ctx context.Context, dst []byte, recv recvFunc) ([]by
 }
 
 // copied reports whether a receive may try the socket's CopyQueue first:
-// the protocol has one and the socket is open.
+// the protocol has one, it holds messages, and the socket is open.
 func (s *Socket) copied() bool {
-	if s.cq == nil {
+	if s.cq == nil || s.cq.n.Load() == 0 {
 		return false
 	}
 	select {
