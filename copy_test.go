@@ -60,16 +60,16 @@ func wirePeer(t *testing.T, url string, mine, theirs []byte) net.Conn {
 
 // listenSock opens a socket made by mk with cfg, listening on scheme; it
 // closes when the test ends. It returns the socket and its URL.
-func listenSock(t *testing.T, mk func(ferry.SocketConfig) (*ferry.Socket, error), cfg ferry.SocketConfig, scheme string) (*ferry.Socket, string) {
-	t.Helper()
+func listenSock(tb testing.TB, mk newSock, cfg ferry.SocketConfig, scheme string) (*ferry.Socket, string) {
+	tb.Helper()
 	s, err := mk(cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	l, err := s.Listen(testutil.Addr(t, scheme))
+	tb.Cleanup(func() { s.Close() })
+	l, err := s.Listen(testutil.Addr(tb, scheme))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return s, l.URL()
 }

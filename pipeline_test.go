@@ -31,27 +31,20 @@ func pollUntil(tb testing.TB, what string, cond func() bool) {
 // too.
 func fanIn(tb testing.TB, scheme string, mkL newSock, lcfg ferry.SocketConfig, mkD newSock, dcfg ferry.SocketConfig, n int) (*ferry.Socket, []*ferry.Socket, string) {
 	tb.Helper()
-	ls, err := mkL(lcfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ls.Close() })
-	l, err := ls.Listen(testutil.Addr(tb, scheme))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ls, url := listenSock(tb, mkL, lcfg, scheme)
 	ds := make([]*ferry.Socket, n)
 	for i := range ds {
+		var err error
 		if ds[i], err = mkD(dcfg); err != nil {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { ds[i].Close() })
-		if _, err := ds[i].Dial(testutil.Ctx(tb, 10*time.Second), l.URL()); err != nil {
+		if _, err := ds[i].Dial(testutil.Ctx(tb, 10*time.Second), url); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	pollUntil(tb, fmt.Sprintf("%d pipes", n), func() bool { return ls.Stats().PipesOpen == n })
-	return ls, ds, l.URL()
+	return ls, ds, url
 }
 
 func seqBody(i int) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 64), uint64(i)) }
