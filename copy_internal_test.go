@@ -14,17 +14,18 @@ import (
 )
 
 // copyProto is the least protocol that sends by copying: one pipe, one
-// send queue of 16, PUSH's numbers.
+// send queue of qlen, PUSH's numbers.
 type copyProto struct {
-	s   *Socket
-	q   chan *Msg
-	cur atomic.Pointer[Pipe]
+	s    *Socket
+	q    chan *Msg
+	qlen int
+	cur  atomic.Pointer[Pipe]
 }
 
 func (o *copyProto) Info() ProtocolInfo {
 	return ProtocolInfo{Self: 0x50, Peer: 0x51, SelfName: "push", PeerName: "pull"}
 }
-func (o *copyProto) Init(s *Socket)                     { o.s, o.q = s, make(chan *Msg, 16) }
+func (o *copyProto) Init(s *Socket)                     { o.s, o.q = s, make(chan *Msg, o.qlen) }
 func (o *copyProto) AddPipe(p *Pipe) error              { p.SetSendQueue(o.q); o.cur.Store(p); return nil }
 func (o *copyProto) RemovePipe(p *Pipe)                 { o.cur.CompareAndSwap(p, nil) }
 func (o *copyProto) Receive(_ *Pipe, m *Msg)            { recycle(m) }
@@ -62,12 +63,17 @@ func writerBusy(t *testing.T, p *Pipe) {
 
 func copySetup(t *testing.T) (*Socket, *Pipe, net.Conn) {
 	t.Helper()
+	return copySetupQ(t, 16)
+}
+
+func copySetupQ(t *testing.T, qlen int) (*Socket, *Pipe, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	o := &copyProto{}
+	o := &copyProto{qlen: qlen}
 	s, err := NewSocket(o, SocketConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,11 +124,7 @@ func TestSendCopyRules(t *testing.T) {
 	s, p, c := copySetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	body := func(i, size int) []byte {
-		b := bytes.Repeat([]byte{byte(i)}, size)
-		binary.BigEndian.PutUint32(b, uint32(i))
-		return b
-	}
+	body := numbered
 	sizes := []int{CopySendMax + 1} // 0: queued (too large to copy), taken by the writer
 	for range copyBufSize / 1008 {  // 1..32: 1008-byte frames fill the copy buffer
 		sizes = append(sizes, 1000)
@@ -153,6 +155,17 @@ func TestSendCopyRules(t *testing.T) {
 	}
 	sizes = append(sizes, len(big))
 	p.wmu.Unlock()
+	readFrames(t, c, sizes, body)
+	waitUntil(t, "everything counted as written", func() bool { return s.unsent.Load() == 0 })
+	if st := s.Stats(); st.MsgsCopied != uint64(copied) || st.MsgsOut != uint64(len(sizes)) {
+		t.Errorf("MsgsCopied %d, MsgsOut %d; want %d, %d", st.MsgsCopied, st.MsgsOut, copied, len(sizes))
+	}
+}
+
+// readFrames reads len(sizes) PUSH frames from c and checks that frame i
+// is body(i, sizes[i]).
+func readFrames(t *testing.T, c net.Conn, sizes []int, body func(i, size int) []byte) {
+	t.Helper()
 	br := bufio.NewReader(c)
 	for i, size := range sizes {
 		var pfx [8]byte
@@ -167,9 +180,73 @@ func TestSendCopyRules(t *testing.T) {
 			t.Fatalf("frame %d: %d bytes starting % x, want message %d of %d bytes", i, len(got), got[:min(4, len(got))], i, size)
 		}
 	}
-	waitUntil(t, "everything counted as written", func() bool { return s.unsent.Load() == 0 })
-	if st := s.Stats(); st.MsgsCopied != uint64(copied) || st.MsgsOut != uint64(len(sizes)) {
-		t.Errorf("MsgsCopied %d, MsgsOut %d; want %d, %d", st.MsgsCopied, st.MsgsOut, copied, len(sizes))
+}
+
+// numbered is message i of size bytes: i in its first 4 bytes.
+func numbered(i, size int) []byte {
+	b := bytes.Repeat([]byte{byte(i)}, size)
+	binary.BigEndian.PutUint32(b, uint32(i))
+	return b
+}
+
+// TestSendCopyBehindQueue: small sends are copied even while queued
+// messages wait for the writer, and go out after them; a message queued
+// after the copies began goes out after the copies, and the small sends
+// after it are queued behind it. The copies also wait behind a queue
+// longer than one of the writer's batches (maxBatch).
+func TestSendCopyBehindQueue(t *testing.T) {
+	cases := []struct {
+		name   string
+		queued int // large messages queued before the small ones
+	}{
+		{"short queue", 3},
+		{"queue over one batch", maxBatch + 40},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, p, c := copySetupQ(t, 512)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var sizes []int
+			send := func(size int) {
+				t.Helper()
+				if err := s.SendBytes(ctx, numbered(len(sizes), size)); err != nil {
+					t.Fatal(err)
+				}
+				sizes = append(sizes, size)
+			}
+			p.wmu.Lock()
+			send(CopySendMax + 1) // 0: queued, taken by the writer, which then waits for wmu
+			writerBusy(t, p)
+			for range tc.queued {
+				send(CopySendMax + 1) // queued behind it
+			}
+			for range 10 {
+				send(8) // copied: the writer is busy, whatever its queue holds
+			}
+			p.bmu.Lock()
+			copied := p.pendN
+			p.bmu.Unlock()
+			if copied != 10 {
+				t.Errorf("%d of 10 small sends behind a queue were copied", copied)
+			}
+			send(CopySendMax + 1) // queued: it follows the copies
+			for range 5 {
+				send(8) // queued too: they follow it
+			}
+			p.bmu.Lock()
+			copied = p.pendN
+			p.bmu.Unlock()
+			if copied != 10 {
+				t.Errorf("%d copies, want 10: sends after a queued one must be queued", copied)
+			}
+			p.wmu.Unlock()
+			readFrames(t, c, sizes, numbered)
+			waitUntil(t, "everything counted as written", func() bool { return s.unsent.Load() == 0 })
+			if st := s.Stats(); st.MsgsCopied != 10 || st.MsgsOut != uint64(len(sizes)) {
+				t.Errorf("MsgsCopied %d, MsgsOut %d; want 10, %d", st.MsgsCopied, st.MsgsOut, len(sizes))
+			}
+		})
 	}
 }
 
@@ -182,7 +259,9 @@ func TestSendCopyPipeDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p.wmu.Lock()
-	if err := s.SendBytes(ctx, []byte("first")); err != nil {
+	// Too large to copy: queued, it wakes the writer, which then waits
+	// for the mutex held here.
+	if err := s.SendBytes(ctx, bytes.Repeat([]byte("f"), CopySendMax+1)); err != nil {
 		t.Fatal(err)
 	}
 	writerBusy(t, p)

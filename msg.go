@@ -39,6 +39,7 @@ type Msg struct {
 	gen   uint32        // blk's generation when this handle acquired it
 	state atomic.Uint32 // msgLive, msgFreed or msgSent
 	pipe  *Pipe         // pipe the message arrived on; nil for locally built ones
+	qseq  uint64        // send stamp (Socket.qseq) of a queued send, for copied sends' order
 	dbg   atomic.Pointer[misuseTrace]
 	hbuf  [64]byte // backing for headers built by protocols
 	_     noCopy

@@ -59,21 +59,25 @@ type Pipe struct {
 	directIn bool
 
 	// Copied sends (SendCopy, stream transports): sc is c if it is a
-	// streamConn. Senders copy small frames into pend, in order, while the
-	// writer is busy (not wwait) and the send queue is empty; the writer
-	// takes pend and drains the queue in one step under bmu and writes
-	// pend first. A writer that runs out of work keeps polling for up to
-	// copySpin before it waits (wwait): a stream's next messages are then
-	// copied, not queued. While it waits senders use the queue, which
-	// wakes it (copies then could not be placed in order against a
-	// message it has just taken); once it has exited (wdead) they use
-	// the queue too, for the next pipe. bmu guards pend, pendN, pendB,
-	// ncopy (copies taken, ever), wwait and wdead; wspare is the writer's.
+	// streamConn. Senders copy small frames into pend, in order. pend is
+	// one run: it holds only copies made while no message went the queue
+	// way (the socket's send stamp, Socket.qseq, stayed at pendC), so
+	// its place among queued messages is known: after those stamped up
+	// to pendC, before the first one stamped later. The writer drains
+	// the queue and takes pend in one step under bmu and writes pend at
+	// that place. A writer that runs out of work keeps polling for up to
+	// copySpin before it waits (wwait); while it waits senders use the
+	// queue (or a direct write), which wakes it: a lone message then goes
+	// out at once. Once the writer has exited (wdead) senders use the
+	// queue too, for the next pipe. bmu guards pend, pendN,
+	// pendB, pendC, ncopy (copies taken, ever), wwait and wdead; wspare
+	// is the writer's.
 	sc     *streamConn
 	bmu    sync.Mutex
 	pend   *copyBuf
 	pendN  int
 	pendB  uint64
+	pendC  uint64
 	ncopy  uint64
 	wwait  bool
 	wdead  bool
@@ -437,8 +441,8 @@ func (p *Pipe) writeLoop() {
 			select {
 			case m := <-p.sendq:
 				batch = append(batch, m)
-				if p.sc != nil { // nothing was copied while we waited
-					batch = p.resume(batch)
+				if p.sc != nil {
+					pre, batch = p.resume(batch)
 				} else {
 					batch = p.fill(batch)
 				}
@@ -466,17 +470,17 @@ func (p *Pipe) writeLoop() {
 // The writer's steps below stay out of line: its frame is on every idle
 // pipe's stack, which then fits in the smallest goroutine stack (2 KiB).
 
-// takeWork takes, for a stream pipe's writer, the frames copied in and
-// what the queue holds. Until there is some, or copySpin has passed since
-// the last write, it polls, yielding in between; then, with nothing to
-// do, it marks the writer waiting.
+// takeWork takes, for a stream pipe's writer, what the queue holds and
+// the frames copied in (placeCopied). Until there is some, or copySpin
+// has passed since the last write, it polls, yielding in between; then,
+// with nothing to do, it marks the writer waiting.
 //
 //go:noinline
 func (p *Pipe) takeWork(batch []*Msg) (copied, []*Msg) {
 	for {
 		p.bmu.Lock()
-		pre := p.takeCopied()
 		batch = p.fill(batch)
+		pre := p.placeCopied(batch)
 		idle := pre.n == 0 && len(batch) == 0
 		if idle && clock.Nanos()-p.wlast < copySpin {
 			p.bmu.Unlock()
@@ -500,15 +504,41 @@ func (p *Pipe) takeWork(batch []*Msg) (copied, []*Msg) {
 }
 
 // resume ends a stream pipe writer's wait: batch holds the message that
-// woke it.
+// woke it. Frames copied meanwhile are placed by their stamp.
 //
 //go:noinline
-func (p *Pipe) resume(batch []*Msg) []*Msg {
+func (p *Pipe) resume(batch []*Msg) (copied, []*Msg) {
 	p.bmu.Lock()
 	p.wwait = false
 	batch = p.fill(batch)
+	pre := p.placeCopied(batch)
 	p.bmu.Unlock()
-	return batch
+	return pre, batch
+}
+
+// placeCopied takes pend, if it holds frames, to be written before
+// batch[at], the first message stamped after pend's run began (see
+// Pipe.sc): those before it were sent before the copies, it and the
+// rest after them. If no message in batch is and the queue holds more
+// (fill stopped at its limits), pend stays for the next batch; batch is
+// then not empty, so the writer is not idle. Under bmu.
+func (p *Pipe) placeCopied(batch []*Msg) copied {
+	if p.pendN == 0 {
+		return copied{}
+	}
+	at := len(batch)
+	for i, m := range batch {
+		if m.qseq > p.pendC {
+			at = i
+			break
+		}
+	}
+	if at > 0 && at == len(batch) && len(p.sendq) > 0 {
+		return copied{} // what is left in the queue may be older still
+	}
+	c := p.takeCopied()
+	c.at = at
+	return c
 }
 
 // writeBatch writes pre, then batch, counts them and returns batch
@@ -528,7 +558,7 @@ func (p *Pipe) writeBatch(pre copied, batch []*Msg) ([]*Msg, error) {
 			p.onSend(p, batch)
 		}
 		if p.sc != nil {
-			err = p.sc.sendCopied(pre.bytesOf(), batch)
+			err = p.sc.sendCopied(pre.bytesOf(), pre.at, batch)
 		} else {
 			err = p.c.send(batch)
 		}
@@ -563,6 +593,7 @@ type copied struct {
 	buf   *copyBuf
 	n     int
 	bytes uint64
+	at    int // written before batch[at]
 }
 
 func (c copied) bytesOf() []byte {
@@ -578,7 +609,7 @@ func (p *Pipe) takeCopied() copied {
 	if p.pendN == 0 {
 		return copied{}
 	}
-	c := copied{p.pend, p.pendN, p.pendB}
+	c := copied{buf: p.pend, n: p.pendN, bytes: p.pendB}
 	p.pend, p.pendN, p.pendB, p.wspare = p.wspare, 0, 0, nil
 	return c
 }
@@ -646,9 +677,11 @@ func putCopyBuf(b *copyBuf) {
 // SendCopy sends hdr followed by body as one message on p by copying the
 // bytes into p's copy buffer, which the pipe's writer sends with its next
 // write, if that can neither reorder nor wait: the writer is busy (not
-// waiting for work; after a write it keeps polling for copySpin), p's
-// send queue is empty, the message is at most CopySendMax bytes and the
-// buffer has room. It reports whether it did; hdr and body stay the
+// waiting for work; after a write it keeps polling for copySpin), no
+// message went to a queue since the buffer's first copy (the buffer's
+// frames are written among queued messages by their send stamps, see
+// Pipe.sc), the message is at most CopySendMax bytes and the buffer has
+// room. It reports whether it did; hdr and body stay the
 // caller's either way. A stream of small messages
 // sent this way costs no queue hand-off and no message buffer per
 // message. A copied message counts in the socket's unsent messages until
@@ -664,7 +697,8 @@ func (p *Pipe) SendCopy(hdr, body []byte) bool {
 	var pfx [9]byte
 	k := p.sc.f.PutPrefix(pfx[:], n)
 	p.bmu.Lock()
-	if p.wwait || p.wdead || len(p.sendq) > 0 {
+	q := p.s.qseq.Load()
+	if p.wwait || p.wdead || p.pendN > 0 && q != p.pendC {
 		if p.wwait {
 			p.s.wokeWriter.Store(true)
 		}
@@ -680,6 +714,9 @@ func (p *Pipe) SendCopy(hdr, body []byte) bool {
 		return false
 	}
 	p.pend.b = append(append(append(b, pfx[:k]...), hdr...), body...)
+	if p.pendN == 0 {
+		p.pendC = q
+	}
 	p.pendN++
 	p.pendB += uint64(n)
 	p.ncopy++
@@ -910,17 +947,21 @@ func (c *streamConn) putFrames(batch []*Msg) error {
 	return nil
 }
 
-// sendCopied writes pre, frames senders copied in, then batch.
-func (c *streamConn) sendCopied(pre []byte, batch []*Msg) error {
+// sendCopied writes batch with pre, frames senders copied in, before
+// batch[at].
+func (c *streamConn) sendCopied(pre []byte, at int, batch []*Msg) error {
 	if c.sc == nil {
 		c.sc = make([]byte, 0, scratchSize)
 	}
 	c.pushDeadline()
+	if err := c.putFrames(batch[:at]); err != nil {
+		return err
+	}
 	if len(pre) > 0 {
 		c.cut()
 		c.iov = append(c.iov, pre)
 	}
-	if err := c.putFrames(batch); err != nil {
+	if err := c.putFrames(batch[at:]); err != nil {
 		return err
 	}
 	return c.flush()

@@ -37,8 +37,11 @@ type Socket struct {
 	// wokeWriter: a copied send was refused because the pipe's writer
 	// was waiting, so the send that follows wakes it (see yieldToWriter).
 	wokeWriter atomic.Bool
-	cq         *CopyQueue // proto's, if it is a CopyReceiver
-	info       ProtocolInfo
+	// qseq stamps each send that goes to a protocol's queue (Msg.qseq),
+	// so a pipe's writer can place copied sends among queued ones.
+	qseq atomic.Uint64
+	cq   *CopyQueue // proto's, if it is a CopyReceiver
+	info ProtocolInfo
 
 	closed    chan struct{} // closed when Close begins
 	done      chan struct{} // closed when Close has finished
@@ -220,6 +223,9 @@ func (s *Socket) sendBytes(ctx context.Context, b []byte, send sendFunc) error {
 func (s *Socket) sendOwned(ctx context.Context, im *Msg, send sendFunc) error {
 	ctx, cancel := withTimeout(ctx, s.cfg.SendTimeout)
 	s.unsent.Add(1)
+	if s.copier != nil {
+		im.qseq = s.qseq.Add(1) // copies made after this are written after it (Pipe.SendCopy)
+	}
 	err := send(ctx, im)
 	if cancel != nil {
 		cancel()
