@@ -2,6 +2,7 @@ package ferry
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -197,4 +198,61 @@ func TestDebugMode(t *testing.T) {
 		m.SetBody([]byte("again"))
 		m.Free()
 	})
+}
+
+// TestLargeBlocksLIFO: a large block released is the next one handed out
+// (it is still in the caches), a stack holds at most lifoBytes, small
+// classes have none, and what a stack holds is freed by a garbage
+// collection.
+func TestLargeBlocksLIFO(t *testing.T) {
+	const size = 64 << 10
+	c := classOf(size)
+	st := stackOf(c)
+	if st == nil || stackOf(classOf(1<<(lifoMinShift-1))) != nil || stackOf(classOf(1<<lifoMinShift)) == nil {
+		t.Fatal("stacks for the wrong classes")
+	}
+	for st.pop() != nil { // start empty
+	}
+	var held []*block
+	for range 2 * lifoBytes / size {
+		b, _ := getBlock(size)
+		held = append(held, b)
+	}
+	for _, b := range held {
+		b.release(b.gen.Load())
+	}
+	st.mu.Lock()
+	n := len(st.s)
+	st.mu.Unlock()
+	if n != lifoBytes/size {
+		t.Errorf("stack holds %d blocks, want %d (lifoBytes)", n, lifoBytes/size)
+	}
+	for i := range 3 {
+		want := held[lifoBytes/size-1-i] // the last ones that fit, newest first
+		if b, _ := getBlock(size); b != want {
+			t.Fatalf("take %d: not the block released last", i)
+		}
+	}
+	b, _ := getBlock(size)
+	b.release(b.gen.Load())
+	if b2, _ := getBlock(size); b2 != b {
+		t.Fatal("a block released and taken again is not the same one")
+	}
+	b.release(b.gen.Load())
+	held, b = nil, nil
+	runtime.GC()
+	st.mu.Lock()
+	live := 0
+	for _, w := range st.s {
+		if w.Value() != nil {
+			live++
+		}
+	}
+	st.mu.Unlock()
+	if live > 0 {
+		t.Errorf("%d blocks in the stack survived a collection", live)
+	}
+	if st.pop() != nil {
+		t.Error("pop after a collection handed out a block")
+	}
 }
