@@ -378,6 +378,11 @@ func (c *streamConn) copyIn(p *Pipe, q *CopyQueue, cr CopyReceiver, max uint64) 
 		bytes += uint64(size)
 	}
 	if n > 0 {
+		// Counted before receivers can see them: a receiver that has
+		// taken the last message reads Stats that include it.
+		p.ctr.msgsIn.Add(uint64(n))
+		p.ctr.bytesIn.Add(bytes)
+		p.ctr.copiedIn.Add(uint64(n))
 		q.recount()
 		if q.waiters.Load() > 0 {
 			wake(q.notify)
@@ -409,12 +414,7 @@ func (p *Pipe) readCopied(max int) {
 				return
 			}
 		}
-		n, bytes, why := c.copyIn(p, p.cq, p.cr, uint64(max))
-		if n > 0 {
-			p.ctr.msgsIn.Add(uint64(n))
-			p.ctr.bytesIn.Add(bytes)
-			p.ctr.copiedIn.Add(uint64(n))
-		}
+		_, _, why := c.copyIn(p, p.cq, p.cr, uint64(max)) // counted there
 		switch why {
 		case copyFull:
 			if !p.cq.waitFor(p, false) {
