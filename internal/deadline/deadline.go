@@ -22,10 +22,12 @@ type Entry interface{ DeadlineItem() *Item }
 // fire function (run on the timer's goroutine) must take that mutex. The
 // slot of a removed entry is cleared.
 type Queue[T Entry] struct {
-	h     []T
-	timer *time.Timer
-	fire  func()
-	stop  bool
+	h      []T
+	timer  *time.Timer
+	armed  time.Time // when the timer was last set to go off
+	resets int       // timer calls, for tests
+	fire   func()
+	stop   bool
 }
 
 // Init sets the function the timer runs.
@@ -80,12 +82,22 @@ func (q *Queue[T]) fix(i int) {
 	}
 }
 
-// Arm points the timer at the earliest deadline (relative to now).
+// Arm points the timer at the earliest deadline (relative to now), unless
+// it is already set to go off in the future no later than that: then it
+// is left alone, and fire, finding nothing due, arms it again. A stream
+// of requests each pushing the earliest deadline later (one outstanding
+// REQ request at a time) so costs no timer call per request.
 func (q *Queue[T]) Arm(now time.Time) {
 	if len(q.h) == 0 || q.stop {
 		return
 	}
-	d := q.h[0].DeadlineItem().At.Sub(now)
+	at := q.h[0].DeadlineItem().At
+	if q.armed.After(now) && !at.Before(q.armed) {
+		return // a timer never fires early: it is still pending
+	}
+	q.armed = at
+	q.resets++
+	d := at.Sub(now)
 	if q.timer == nil {
 		q.timer = time.AfterFunc(d, q.fire)
 	} else {

@@ -3,7 +3,9 @@ package deadline
 import (
 	"math/rand/v2"
 	"sort"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -59,4 +61,69 @@ func TestQueueOrder(t *testing.T) {
 	if q.Len() != 0 || cap(q.h) > 0 && q.h[:cap(q.h)][0] != nil {
 		t.Fatal("a removed entry is still referenced by the queue")
 	}
+}
+
+// TestArmLazily: Arm leaves a pending timer alone when the earliest
+// deadline moved later (fire, finding nothing due, arms it again), and
+// resets it when the deadline moved earlier or the timer has gone off.
+// Every entry still fires at its own time.
+func TestArmLazily(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			mu    sync.Mutex
+			q     Queue[*job]
+			fired = map[int]time.Duration{}
+		)
+		start := time.Now()
+		q.Init(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			now := time.Now()
+			for {
+				j, ok := q.First()
+				if !ok || j.At.After(now) {
+					break
+				}
+				q.Remove(j)
+				fired[j.n] = now.Sub(start)
+			}
+			q.Arm(now)
+		})
+		set := func(j *job, after time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			now := time.Now()
+			q.Set(j, now.Add(after))
+			q.Arm(now)
+		}
+		resets := func() int { mu.Lock(); defer mu.Unlock(); return q.resets }
+		a, b, c, d := &job{n: 1}, &job{n: 2}, &job{n: 3}, &job{n: 4}
+		set(a, 10*time.Second)
+		mu.Lock()
+		q.Remove(a) // answered: the timer stays set for 10 s
+		mu.Unlock()
+		set(b, 20*time.Second)
+		if r := resets(); r != 1 {
+			t.Fatalf("%d timer calls, want 1: a later deadline must not reset a pending timer", r)
+		}
+		set(c, 5*time.Second) // earlier than the pending 10 s: reset
+		if r := resets(); r != 2 {
+			t.Fatalf("%d timer calls, want 2: an earlier deadline resets the timer", r)
+		}
+		time.Sleep(25 * time.Second)
+		set(d, time.Second) // the timer has gone off since: set again
+		time.Sleep(2 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		want := map[int]time.Duration{2: 20 * time.Second, 3: 5 * time.Second, 4: 26 * time.Second}
+		for n, at := range want {
+			if fired[n] != at {
+				t.Errorf("entry %d fired at %v, want %v", n, fired[n], at)
+			}
+		}
+		if _, ok := fired[1]; ok {
+			t.Error("a removed entry fired")
+		}
+		q.Stop()
+	})
 }
