@@ -309,6 +309,17 @@ func demoBus(ctx context.Context, out io.Writer) error {
 		}
 		nodes = append(nodes, n)
 	}
+	// A dial returns once the dialer's end is up; BUS sends only to the
+	// pipes its node has, so wait until each node has both of its own.
+	for _, n := range nodes {
+		for n.Stats().PipesOpen < len(nodes)-1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
 	if err := nodes[0].SendBytes(ctx, []byte("hello from node 0")); err != nil {
 		return err
 	}
