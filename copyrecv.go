@@ -180,7 +180,7 @@ func (q *CopyQueue) take(m *Msg) bool {
 		m.Body = nil
 	}
 	m.state.Store(msgLive)
-	m.dbg.Store(nil)
+	m.clearTrace()
 	if len(h) == 0 {
 		m.Header = m.Header[:0]
 	} else {

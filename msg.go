@@ -317,7 +317,7 @@ func getMsg() *Msg {
 func recycle(m *Msg) {
 	m.dropBlock()
 	m.Header, m.Body, m.pipe = nil, nil, nil
-	m.dbg.Store(nil)
+	m.clearTrace()
 	msgPool.Put(m)
 }
 
@@ -342,11 +342,21 @@ func (m *Msg) takeForSend() (*Msg, error) {
 	return im, nil
 }
 
+// clearTrace forgets a debug-mode trace. It stores only if there is one:
+// an atomic store is a locked instruction, and receives clear the trace
+// of every message (CopyQueue.take spent 6% of a PULL receiver's CPU on
+// it at 64 B, with debug mode off).
+func (m *Msg) clearTrace() {
+	if m.dbg.Load() != nil {
+		m.dbg.Store(nil)
+	}
+}
+
 // giveBack undoes takeForSend after a failed send.
 func (m *Msg) giveBack(im *Msg) {
 	im.moveTo(m)
 	m.state.Store(msgLive)
-	m.dbg.Store(nil)
+	m.clearTrace()
 	recycle(im)
 }
 

@@ -271,7 +271,7 @@ func (s *Socket) recvMsg(ctx context.Context, m *Msg, recv recvFunc) error {
 		m.dropBlock()
 	}
 	m.state.Store(msgLive)
-	m.dbg.Store(nil)
+	m.clearTrace()
 	im.moveTo(m)
 	recycle(im)
 	return nil
