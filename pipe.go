@@ -919,16 +919,8 @@ func (c *streamConn) initRead(max int) {
 	}
 }
 
-func (c *streamConn) send(batch []*Msg) error {
-	if c.sc == nil {
-		c.sc = make([]byte, 0, scratchSize)
-	}
-	c.pushDeadline()
-	if err := c.putFrames(batch); err != nil {
-		return err
-	}
-	return c.flush()
-}
+// send writes batch: sendCopied with nothing copied in.
+func (c *streamConn) send(batch []*Msg) error { return c.sendCopied(nil, 0, batch) }
 
 // putFrames queues batch's frames for the next flush.
 func (c *streamConn) putFrames(batch []*Msg) error {
