@@ -2,6 +2,7 @@ package ferry
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -41,13 +42,14 @@ type CopyQueue struct {
 	waiters atomic.Int32
 	held    atomic.Bool // buf is set: a waiting receiver hands it back
 
-	mu     sync.Mutex
-	buf    *copyBuf // header and body bytes of the entries, back to back
-	ents   []copyEnt
-	head   int           // next entry to take
-	r      int           // its offset in buf
-	rwait  int           // readers waiting for room or an empty queue
-	space  chan struct{} // closed to wake them all (each waits for its own condition)
+	mu   sync.Mutex
+	buf  *copyBuf // header and body bytes of the entries, back to back
+	ents []copyEnt
+	head int // next entry to take
+	r    int // its offset in buf
+	// readers waiting for room or an empty queue, each on its pipe's
+	// room channel: woken all at once, each checks its own condition
+	rwait  []*Pipe
 	closed bool
 }
 
@@ -135,7 +137,7 @@ func (q *CopyQueue) pop() {
 		q.buf.b = q.buf.b[:0]
 	}
 	q.recount()
-	if q.rwait > 0 && q.halfFree() {
+	if len(q.rwait) > 0 && q.halfFree() {
 		q.wakeReaders()
 	}
 	if q.waiters.Load() > 0 && !q.empty() { // pass the turn on
@@ -145,10 +147,11 @@ func (q *CopyQueue) pop() {
 
 // wakeReaders wakes every reader waiting in waitFor. Under mu.
 func (q *CopyQueue) wakeReaders() {
-	if q.space != nil {
-		close(q.space)
-		q.space = nil
+	for _, p := range q.rwait {
+		wake(p.room)
 	}
+	clear(q.rwait) // no Pipe stays referenced
+	q.rwait = q.rwait[:0]
 }
 
 func wake(c chan struct{}) {
@@ -223,7 +226,7 @@ func (q *CopyQueue) wait() bool {
 	}
 	if q.held.Load() {
 		q.mu.Lock()
-		if q.buf != nil && q.empty() && q.rwait == 0 {
+		if q.buf != nil && q.empty() && len(q.rwait) == 0 {
 			q.release()
 		}
 		q.mu.Unlock()
@@ -305,19 +308,20 @@ func (q *CopyQueue) waitFor(p *Pipe, all bool) bool {
 			q.mu.Unlock()
 			return true
 		}
-		q.rwait++
-		if q.space == nil {
-			q.space = make(chan struct{})
+		if p.room == nil { // once per pipe: no allocation per wait
+			p.room = make(chan struct{}, 1)
 		}
-		space := q.space
+		q.rwait = append(q.rwait, p)
 		q.mu.Unlock()
 		select {
-		case <-space:
+		case <-p.room: // woken: no longer in rwait; a stale token only loops once more
 		case <-p.closing:
 		case <-p.s.closed:
 		}
 		q.mu.Lock()
-		q.rwait--
+		if i := slices.Index(q.rwait, p); i >= 0 { // gave up waiting
+			q.rwait = slices.Delete(q.rwait, i, i+1)
+		}
 		q.mu.Unlock()
 		select {
 		case <-p.closing:

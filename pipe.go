@@ -58,6 +58,10 @@ type Pipe struct {
 	ic       *inprocConn
 	directIn bool
 
+	// room wakes this pipe's reader waiting in CopyQueue.waitFor; made
+	// by the reader at its first wait, under the queue's mu.
+	room chan struct{}
+
 	// Copied sends (SendCopy, stream transports): sc is c if it is a
 	// streamConn. Senders copy small frames into pend, in order. pend is
 	// one run: it holds only copies made while no message went the queue

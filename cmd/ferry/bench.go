@@ -176,6 +176,10 @@ type benchOpts struct {
 	procs     int     // 2: far sides in a child process
 	fanout    int     // subscribers in the fanout pattern
 	nngPeer   string  // ferry-nngpeer binary, with --against nng
+	// window, if set, is called as benchCount's measured window opens
+	// (false) and closes (true): tests read allocation counts there,
+	// away from setup and teardown.
+	window func(end bool)
 }
 
 func runBench(args []string, out io.Writer) error {
@@ -941,12 +945,18 @@ func benchCount(ctx context.Context, o *benchOpts, got *atomic.Int64, size int, 
 		time.Sleep(100 * time.Microsecond)
 	}
 	time.Sleep(o.warm)
+	if o.window != nil {
+		o.window(false)
+	}
 	c0, t0 := got.Load(), time.Now()
 	time.Sleep(o.dur)
 	for got.Load()-c0 < o.minMsgs && time.Since(t0) < 30*time.Second && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
 	c1, t1 := got.Load(), time.Now()
+	if o.window != nil {
+		o.window(true)
+	}
 	if c1-c0 < o.minMsgs {
 		return fmt.Errorf("stalled: %d messages in %v", c1-c0, t1.Sub(t0).Round(time.Millisecond))
 	}
