@@ -274,6 +274,15 @@ func demoSurvey(ctx context.Context, out io.Writer) error {
 			}, ferry.ServeConfig{Workers: 1})
 		})
 	}
+	// A dial returns once the respondent's end is up; the surveyor sends
+	// only to the pipes it has, so wait for all three of its ends.
+	for sv.Stats().PipesOpen < 3 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 	if err := sv.SendBytes(ctx, []byte("shall we?")); err != nil {
 		return err
 	}
