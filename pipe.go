@@ -58,6 +58,8 @@ type Pipe struct {
 	ic       *inprocConn
 	directIn bool
 
+	pipeLend // inline reads (inline.go)
+
 	// room wakes this pipe's reader waiting in CopyQueue.waitFor; made
 	// by the reader at its first wait, under the queue's mu.
 	room chan struct{}
@@ -355,6 +357,11 @@ func (p *Pipe) run() {
 		return
 	}
 	p.admitted.Store(true)
+	if s.lend.npipes.Add(1) > 1 {
+		if lp := s.lend.lendp.Load(); lp != nil {
+			lp.reclaim()
+		}
+	}
 	s.ctr.mu.Lock()
 	s.ctr.opened++
 	s.ctr.mu.Unlock()
@@ -366,6 +373,8 @@ func (p *Pipe) run() {
 		close(p.wdone)
 	}
 	p.readLoop()
+	s.lend.npipes.Add(-1)
+	p.dropInterrupt()
 	<-p.wdone
 	s.proto.RemovePipe(p)
 }
@@ -382,6 +391,10 @@ func (p *Pipe) finish() {
 
 func (p *Pipe) readLoop() {
 	max := p.s.cfg.RecvMaxSize
+	// recent: a receiver waits, or the last message was delivered while
+	// one did; but not after the reader stood aside for nothing, until
+	// the next message (unused is that).
+	recent, unused := false, false
 	for {
 		select { // closed, maybe by Receive for a bad message: nothing after it is delivered
 		case <-p.closing:
@@ -390,23 +403,29 @@ func (p *Pipe) readLoop() {
 		}
 		if p.cq != nil {
 			p.readCopied(max) // then one frame the ordinary way
+		} else if p.sc != nil {
+			p.sc.initRead(max)
+			recent = recent || (!unused && p.s.lend.rwaiting.Load() > 0)
+			if p.canLend(recent) {
+				unused = p.stepAside() // receivers read meanwhile
+				recent = false
+				continue
+			}
 		}
 		m, err := p.c.recv(max)
 		if err != nil {
 			p.closeWith(readReason(err), err)
 			return
 		}
-		m.pipe = p
-		p.ctr.msgsIn.Add(1)
-		p.ctr.bytesIn.Add(uint64(len(m.Body)))
 		if p.ic != nil {
 			p.ic.dmu.Lock() // no direct delivery overtakes m
-			p.s.proto.Receive(p, m)
+			p.deliver(m)
 			p.ic.received()
 			p.ic.dmu.Unlock()
 			continue
 		}
-		p.s.proto.Receive(p, m)
+		recent, unused = p.s.lend.rwaiting.Load() > 0, false
+		p.deliver(m)
 	}
 }
 

@@ -72,6 +72,10 @@ func Deliver(p *Pipe, q chan<- *Msg, m *Msg) {
 		p.ic.deferDelivery(q, m)
 		return
 	}
+	if p.inlineIn { // a receiver reading inline must not wait for itself
+		p.deferInline(q, m)
+		return
+	}
 	select {
 	case q <- m:
 	case <-p.closing:

@@ -61,6 +61,7 @@ type Socket struct {
 	// Shutdown waits for it to reach zero.
 	unsent atomic.Int64
 	ctr    sockCounters
+	lend   lendState // inline reads (inline.go)
 }
 
 // NewSocket makes a socket running proto. Protocol packages call it; users
@@ -76,6 +77,7 @@ func NewSocket(proto Protocol, cfg SocketConfig) (*Socket, error) {
 		info:      proto.Info(),
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
+		lend:      lendState{lendc: make(chan struct{}, 1)},
 		pipes:     make(map[*Pipe]struct{}),
 		dialers:   make(map[*Dialer]struct{}),
 		listeners: make(map[*Listener]struct{}),

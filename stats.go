@@ -49,6 +49,7 @@ type PipeStats struct {
 	MsgsDirectIn   uint64 // of MsgsIn, handed to the protocol by an inproc peer's sender, not this pipe's reader
 	MsgsCopied     uint64 // of MsgsOut, copied into the pipe's copy buffer by the sender (see Pipe.SendCopy)
 	MsgsCopiedIn   uint64 // of MsgsIn, copied by the reader into the socket's CopyQueue
+	MsgsInline     uint64 // of MsgsIn, read by a receiver on its own goroutine (inline reads), not the reader
 }
 
 // ClosedPipe records a pipe that closed and why.
@@ -74,6 +75,7 @@ type Stats struct {
 	MsgsDirectIn   uint64 // of MsgsIn, handed to the protocol by an inproc peer's sender, not the pipe's reader
 	MsgsCopied     uint64 // of MsgsOut, copied into a pipe's copy buffer by the sender, not queued
 	MsgsCopiedIn   uint64 // of MsgsIn, copied by a pipe's reader into the socket's CopyQueue
+	MsgsInline     uint64 // of MsgsIn, read by a receiver on its own goroutine, not the pipe's reader
 	// Pipes are the open pipes.
 	Pipes []PipeStats
 	// Closed are the most recently closed pipes, oldest first (at most
@@ -89,7 +91,7 @@ const closedHistory = 64
 // goroutines and read by Stats.
 type pipeCounters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, protoErrs atomic.Uint64
-	direct, directIn, copied, copiedIn                     atomic.Uint64
+	direct, directIn, copied, copiedIn, inline             atomic.Uint64
 }
 
 func (c *pipeCounters) addTo(s *Stats) {
@@ -103,6 +105,7 @@ func (c *pipeCounters) addTo(s *Stats) {
 	s.MsgsDirectIn += c.directIn.Load()
 	s.MsgsCopied += c.copied.Load()
 	s.MsgsCopiedIn += c.copiedIn.Load()
+	s.MsgsInline += c.inline.Load()
 }
 
 // sockCounters hold what outlives pipes. Live pipes' counters are summed
@@ -131,6 +134,7 @@ func (c *sockCounters) recordClose(cp ClosedPipe, pc *pipeCounters) {
 	c.closed.directIn.Add(pc.directIn.Load())
 	c.closed.copied.Add(pc.copied.Load())
 	c.closed.copiedIn.Add(pc.copiedIn.Load())
+	c.closed.inline.Add(pc.inline.Load())
 	c.nclosed++
 	if c.reasons == nil {
 		c.reasons = make(map[Reason]uint64)
@@ -184,5 +188,6 @@ func (p *Pipe) Stats() PipeStats {
 		MsgsDirectIn: p.ctr.directIn.Load(),
 		MsgsCopied:   p.ctr.copied.Load(),
 		MsgsCopiedIn: p.ctr.copiedIn.Load(),
+		MsgsInline:   p.ctr.inline.Load(),
 	}
 }

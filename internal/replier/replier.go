@@ -155,17 +155,16 @@ func (k *sock) Close() {
 func (c *pctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	k := c.sk
 	var m *ferry.Msg
-	select {
-	case m = <-k.recvq:
-	default:
+	for m == nil {
 		select {
 		case m = <-k.recvq:
-		case <-ctx.Done():
-			return nil, ferry.CtxErr(ctx)
-		case <-c.closedc:
-			return nil, ferry.ErrClosed
-		case <-k.s.Closed():
-			return nil, ferry.ErrClosed
+		default:
+			// Waits, or reads requests on this goroutine (inline reads).
+			v, _, err := ferry.RecvWait(ctx, k.s, k.recvq, c.closedc, true)
+			if err != nil {
+				return nil, err
+			}
+			m = v
 		}
 	}
 	if k.raw {
@@ -255,5 +254,6 @@ func (c *pctx) Close() {
 		c.closed = true
 		c.pipe = nil
 		close(c.closedc)
+		c.sk.s.InterruptInline() // its Recv may be reading
 	}
 }

@@ -315,6 +315,7 @@ func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
 	c.finish()
 	if c.waiting.Load() > 0 {
 		c.replies <- reply{err: ferry.ErrCanceled} // the old request's Recv
+		k.s.InterruptInline()                      // which may be reading
 	}
 	id := k.newID()
 	m.Header = m.Header[:0]
@@ -391,20 +392,20 @@ func (c *rctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	c.waiting.Add(1)
 	k.mu.Unlock()
 	defer c.waiting.Add(-1)
-	select { // a reply already here wins over a ctx that has also ended
-	case r := <-c.replies:
-		return r.m, r.err
-	default:
-	}
-	select {
-	case r := <-c.replies:
-		return r.m, r.err
-	case <-ctx.Done():
-		return nil, ferry.CtxErr(ctx)
-	case <-c.closedc:
-		return nil, ferry.ErrClosed
-	case <-k.s.Closed():
-		return nil, ferry.ErrClosed
+	for {
+		select { // a reply already here wins over a ctx that has also ended
+		case r := <-c.replies:
+			return r.m, r.err
+		default:
+		}
+		// Waits, or reads the reply on this goroutine (inline reads).
+		r, ok, err := ferry.RecvWait(ctx, k.s, c.replies, c.closedc, false)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return r.m, r.err
+		}
 	}
 }
 
@@ -418,6 +419,7 @@ func (c *rctx) Close() {
 	c.closed = true
 	c.finish()
 	close(c.closedc)
+	k.s.InterruptInline() // its Recv may be reading
 }
 
 // DeadlineItem makes a context schedulable in the socket's resend queue.

@@ -1,0 +1,457 @@
+package ferry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Inline reads: a receiver reads its own messages.
+//
+// A pipe's reader goroutine hands each message it reads to a receiver
+// waiting on a channel. On a machine with an idle core that hand-off
+// wakes a second thread every time (the runtime starts one for the
+// goroutine it readied), and a round trip pays it once per side: with
+// GOMAXPROCS=1 on both ends a REQ/REP round trip over loopback took half
+// the time. So on a socket with one stream pipe, while receivers are
+// waiting in RecvWait, the reader goroutine steps aside at a frame
+// boundary with nothing buffered, and a waiting receiver takes over
+// reading: it blocks in the read itself, is woken by the network poller
+// as a bare reader would be, and delivers what arrived through the
+// protocol's ordinary Receive, its own message included.
+//
+// The reading role (Pipe.lst) is the reader's (lendOwned), free for any
+// receiver (lendFree), or held by one (lendHeld); only its owner touches
+// the connection's read side. Socket.lendp is the pipe whose role is not
+// the reader's. A receiver that finds nothing counts itself in parked
+// before it looks at the role, and whoever frees the role looks at
+// parked after freeing it and then wakes one through Socket.lendc: no
+// receiver sleeps while the role is free and unwatched.
+//
+// The reader takes the role back when asked (lback: the pipe closes, a
+// second pipe arrives, a bad prefix the reader reports) and when
+// nobody used it for lendCheck: then a socket nobody reads from still
+// notices a closed connection. A holder blocked in a read is interrupted
+// with a read deadline in the past: on its ctx ending (context.AfterFunc,
+// registered once per Done channel, not per call), or when the reader or
+// the protocol asks (InterruptInline). It is interrupted only between
+// frames, or in a prefix or a frame that fits the read buffer (Peek:
+// nothing is consumed); inside a larger frame it clears the interrupt
+// and finishes the frame, so the stream stays in step.
+//
+// A holder never waits for itself: a Deliver that would wait for room
+// in a full queue leaves the message to the reader (deferInline).
+
+const (
+	lendOwned = iota
+	lendFree
+	lendHeld
+
+	// lendCheck is how long a freed role may go unused before the reader
+	// takes it back.
+	lendCheck = 10 * time.Millisecond
+)
+
+// lendState is a socket's part of inline reading.
+type lendState struct {
+	lendp    atomic.Pointer[Pipe]
+	lendc    chan struct{} // capacity 1: the role became free (or went back)
+	rwaiting atomic.Int32  // receivers in RecvWait
+	parked   atomic.Int32  // receivers parked in RecvWait
+	npipes   atomic.Int32  // admitted pipes
+}
+
+// pipeLend is a pipe's part of inline reading.
+type pipeLend struct {
+	lst   atomic.Int32
+	lback atomic.Bool   // the reader wants the role back
+	luses atomic.Uint64 // inline reads, ever
+	lturn chan struct{} // capacity 1: wakes the reader while it stands aside
+	ltime *time.Timer   // the reader's; made at its first step aside
+
+	// inlineIn is set while a holder runs the protocol's Receive: a
+	// Deliver to a full queue then leaves the message in lm for the
+	// reader, which takes the role back and delivers it, waiting as
+	// usual. The holder's alone (lm passes with the role).
+	inlineIn bool
+	lq       chan<- *Msg
+	lm       *Msg
+
+	lmu   sync.Mutex      // guards the fields below
+	lin   bool            // a holder is reading
+	lcur  <-chan struct{} // the holder's ctx.Done
+	lint  bool            // a past read deadline was set to interrupt it
+	lreg  <-chan struct{} // the Done channel with an AfterFunc registered
+	lstop func() bool
+}
+
+var errInlineMore = errors.New("more") // never returned to users
+
+// RecvWait is how a protocol's Recv waits once it found ch empty. It
+// returns a value from ch (ok), or ok false and a nil error when the
+// caller should look again (it may have read messages on the socket's
+// pipe itself, or the role of reading changed hands), or the error
+// ending the wait: ctx's, or ErrClosed when done or the socket closes.
+// shared says receivers share ch (a socket queue): a receiver then does
+// not wait on ch while another holds the reading role, so the holder
+// keeps what it reads. A protocol using RecvWait must have a Receive
+// that does not block when the queue it delivers to was empty, and must
+// call InterruptInline when it delivers to a waiting receiver, or closes
+// one, from outside Receive.
+func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan struct{}, shared bool) (v T, ok bool, err error) {
+	ls := &s.lend
+	ls.rwaiting.Add(1)
+	defer ls.rwaiting.Add(-1)
+	if p := s.takeRole(ctx); p != nil {
+		// Read until something is in ch (for the caller, or, shared, for
+		// anyone), or the wait must end; then give the role up.
+		for {
+			p.readStep(ctx)
+			if len(ch) > 0 || p.lback.Load() || ctx.Err() != nil || isClosed(done) || isClosed(s.closed) {
+				break
+			}
+		}
+		p.release()
+		return v, false, nil
+	}
+	ls.parked.Add(1)
+	lp := ls.lendp.Load()
+	if lp != nil && lp.lst.Load() == lendFree {
+		ls.parked.Add(-1)
+		return v, false, nil
+	}
+	wch := ch
+	if shared && lp != nil {
+		wch = nil // the holder delivers to itself first
+	}
+	select {
+	case v = <-wch:
+		ls.parked.Add(-1)
+		return v, true, nil
+	case <-ls.lendc:
+		ls.parked.Add(-1)
+		if wch == nil && ls.lendp.Load() == nil && ls.parked.Load() > 0 {
+			wake(ls.lendc) // the role went back: the others wait on ch again
+		}
+		return v, false, nil
+	case <-ctx.Done():
+		err = CtxErr(ctx)
+	case <-done:
+		err = ErrClosed
+	case <-s.closed:
+		err = ErrClosed
+	}
+	ls.parked.Add(-1)
+	return v, false, err
+}
+
+// InterruptInline makes a receiver reading on s's pipe stop and look
+// again. For protocols that deliver to, or close, a waiting receiver
+// from outside Receive.
+func (s *Socket) InterruptInline() {
+	if p := s.lend.lendp.Load(); p != nil {
+		p.interruptHolder(nil)
+	}
+}
+
+// takeRole takes the reading role if it is free, and returns its pipe.
+func (s *Socket) takeRole(ctx context.Context) *Pipe {
+	p := s.lend.lendp.Load()
+	if p == nil || ctx.Err() != nil || !p.lst.CompareAndSwap(lendFree, lendHeld) {
+		return nil
+	}
+	p.luses.Add(1)
+	return p
+}
+
+// release ends a holder's turn: the role goes back to the reader if it
+// asked, else it is free and a parked receiver is woken to take it.
+func (p *Pipe) release() {
+	ls := &p.s.lend
+	if p.lback.Load() {
+		p.lst.Store(lendOwned)
+		wake(p.lturn)
+		return
+	}
+	p.lst.Store(lendFree)
+	if p.lback.Load() && p.lst.CompareAndSwap(lendFree, lendOwned) {
+		wake(p.lturn)
+		return
+	}
+	if ls.parked.Load() > 0 {
+		wake(ls.lendc)
+	}
+}
+
+// readStep is a holder's read: it waits for the next frame and delivers
+// every whole frame buffered, unless the next one must be read the
+// ordinary way (then it asks the reader to take the role back).
+func (p *Pipe) readStep(ctx context.Context) {
+	if isClosed(p.closing) {
+		p.lback.Store(true)
+		return
+	}
+	done := ctx.Done()
+	p.armInterrupt(ctx, done)
+	err := p.readFrames()
+	interrupted := p.disarmInterrupt()
+	switch {
+	case err == nil || err == errInlineMore:
+	case interrupted && errors.Is(err, os.ErrDeadlineExceeded):
+	default:
+		p.closeWith(readReason(err), err)
+		p.lback.Store(true)
+	}
+}
+
+// readFrames reads whole frames that fit the read buffer and delivers
+// them, after waiting for the first. errInlineMore: the next frame is
+// for the reader (it has been asked to take the role back).
+func (p *Pipe) readFrames() error {
+	c := p.sc
+	max := p.s.cfg.RecvMaxSize
+	ps := c.f.PrefixSize()
+	for n := 0; ; n++ {
+		if n > 0 && c.br.Buffered() < ps {
+			return nil
+		}
+		pfx, err := c.br.Peek(ps)
+		if err != nil {
+			return err
+		}
+		size, err := c.f.ParsePrefix(pfx, uint64(max))
+		if err != nil {
+			p.lback.Store(true) // the reader reports it
+			return errInlineMore
+		}
+		if ps+size > c.br.Size() { // larger than the buffer: read as it comes
+			if n > 0 {
+				return nil
+			}
+			m, err := p.readLarge(size)
+			if err != nil {
+				return err
+			}
+			p.deliverInline(m)
+			return nil
+		}
+		if n > 0 && c.br.Buffered() < ps+size {
+			return nil
+		}
+		if _, err := c.br.Peek(ps + size); err != nil {
+			return midFrame(err)
+		}
+		m, err := c.recv(max) // buffered whole: never waits
+		if err != nil {
+			return err
+		}
+		p.deliverInline(m)
+		if p.lback.Load() || isClosed(p.closing) {
+			p.lback.Store(true)
+			return errInlineMore
+		}
+	}
+}
+
+// readLarge reads a frame whose prefix is buffered and whose payload is
+// larger than the read buffer. Once it has begun it finishes the frame:
+// an interrupt (a past read deadline) is cleared and the read goes on,
+// so the stream stays in step; the caller looks at its ctx afterwards.
+func (p *Pipe) readLarge(size int) (*Msg, error) {
+	c := p.sc
+	if _, err := c.fr.Next(); err != nil { // buffered: never waits
+		return nil, err
+	}
+	m := getMsg()
+	m.allocBody(size)
+	for k := 0; k < size; {
+		n, err := c.br.Read(m.Body[k:])
+		k += n
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && p.clearInterrupt() {
+				continue
+			}
+			recycle(m)
+			return nil, midFrame(err)
+		}
+	}
+	return m, nil
+}
+
+// midFrame is err for a stream that ended inside a frame.
+func midFrame(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// deferInline keeps a message a holder could not deliver without
+// waiting, for the reader.
+func (p *Pipe) deferInline(q chan<- *Msg, m *Msg) {
+	p.lq, p.lm = q, m
+	p.lback.Store(true)
+}
+
+// deliverInline is deliver for a holder.
+func (p *Pipe) deliverInline(m *Msg) {
+	p.ctr.inline.Add(1)
+	p.inlineIn = true
+	p.deliver(m)
+	p.inlineIn = false
+}
+
+// deliver hands a message read on p to the protocol.
+func (p *Pipe) deliver(m *Msg) {
+	m.pipe = p
+	p.ctr.msgsIn.Add(1)
+	p.ctr.bytesIn.Add(uint64(len(m.Body)))
+	p.s.proto.Receive(p, m)
+}
+
+// armInterrupt records the holder's ctx, so that its end interrupts the
+// read. The AfterFunc is registered once per Done channel.
+func (p *Pipe) armInterrupt(ctx context.Context, done <-chan struct{}) {
+	p.lmu.Lock()
+	p.lin, p.lcur = true, done
+	if done != nil && p.lreg != done {
+		if p.lstop != nil {
+			p.lstop()
+		}
+		p.lreg = done
+		p.lstop = context.AfterFunc(ctx, func() { p.interruptHolder(done) })
+	}
+	p.lmu.Unlock()
+}
+
+// disarmInterrupt ends the holder's read and reports whether it was
+// interrupted; the read deadline is cleared.
+func (p *Pipe) disarmInterrupt() bool {
+	p.lmu.Lock()
+	defer p.lmu.Unlock()
+	p.lin, p.lcur = false, nil
+	if !p.lint {
+		return false
+	}
+	p.lint = false
+	p.sc.c.SetReadDeadline(time.Time{})
+	return true
+}
+
+// clearInterrupt clears an interrupt that came while a holder was in a
+// frame it must finish, and reports whether there was one.
+func (p *Pipe) clearInterrupt() bool {
+	p.lmu.Lock()
+	defer p.lmu.Unlock()
+	if !p.lint {
+		return false
+	}
+	p.lint = false
+	p.sc.c.SetReadDeadline(time.Time{})
+	return true
+}
+
+// interruptHolder sets a read deadline in the past if a holder is
+// reading (with done as its ctx's Done, unless done is nil).
+func (p *Pipe) interruptHolder(done <-chan struct{}) {
+	p.lmu.Lock()
+	if p.lin && (done == nil || p.lcur == done) && !p.lint {
+		p.lint = true
+		p.sc.c.SetReadDeadline(time.Unix(1, 0))
+	}
+	p.lmu.Unlock()
+}
+
+// dropInterrupt forgets the AfterFunc registration. The reader's, as the
+// pipe closes.
+func (p *Pipe) dropInterrupt() {
+	p.lmu.Lock()
+	if p.lstop != nil {
+		p.lstop()
+		p.lstop, p.lreg = nil, nil
+	}
+	p.lmu.Unlock()
+}
+
+// canLend reports whether the reader should step aside now: a stream
+// pipe with nothing buffered, the socket's only pipe, and recent: a
+// receiver waits, or the last message went to a waiting receiver (which
+// may have taken it and left already: it is likely back soon, and if
+// not the reader takes reading back after lendCheck).
+func (p *Pipe) canLend(recent bool) bool {
+	c := p.sc
+	ls := &p.s.lend
+	return c != nil && c.rc != nil && p.cq == nil && c.br != nil && c.br.Buffered() == 0 &&
+		recent && ls.npipes.Load() == 1 && !p.lback.Load()
+}
+
+// stepAside is the reader's wait while receivers read. It returns once
+// the role is back with the reader, reporting whether it went unused
+// for lendCheck (then the reader reads until a message comes, rather
+// than stepping aside again at once for receivers that wait on).
+func (p *Pipe) stepAside() (idle bool) {
+	ls := &p.s.lend
+	if p.lturn == nil {
+		p.lturn = make(chan struct{}, 1)
+		p.ltime = time.NewTimer(lendCheck)
+	} else {
+		p.ltime.Reset(lendCheck)
+	}
+	ls.lendp.Store(p)
+	p.lst.Store(lendFree)
+	if ls.parked.Load() > 0 {
+		wake(ls.lendc)
+	}
+	uses := p.luses.Load()
+	for p.lst.Load() != lendOwned {
+		timedOut := false
+		select {
+		case <-p.lturn:
+		case <-p.ltime.C:
+			timedOut = true
+		case <-p.closing:
+		}
+		if p.lst.Load() == lendOwned {
+			break
+		}
+		if isClosed(p.closing) || p.lback.Load() || (timedOut && p.luses.Load() == uses) {
+			idle = timedOut && p.luses.Load() == uses
+			p.lback.Store(true)
+			if p.lst.CompareAndSwap(lendFree, lendOwned) {
+				break
+			}
+			p.interruptHolder(nil) // it gives the role back when it is done
+			continue
+		}
+		if timedOut {
+			uses = p.luses.Load()
+			p.ltime.Reset(lendCheck)
+		}
+	}
+	p.ltime.Stop()
+	ls.lendp.CompareAndSwap(p, nil)
+	p.lback.Store(false)
+	if p.lm != nil { // a holder's message that had to wait
+		q, m := p.lq, p.lm
+		p.lq, p.lm = nil, nil
+		Deliver(p, q, m)
+	}
+	if ls.parked.Load() > 0 {
+		wake(ls.lendc) // those waiting for the role wait on their channels again
+	}
+	return idle
+}
+
+// reclaim asks a pipe's reader to take its role back (a second pipe
+// arrived: a holder waiting on one pipe would miss the other's).
+func (p *Pipe) reclaim() {
+	p.lback.Store(true)
+	if p.lturn != nil {
+		wake(p.lturn)
+	}
+	p.interruptHolder(nil)
+}

@@ -1,0 +1,248 @@
+package ferry_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/testutil"
+)
+
+// roundTrips runs n requests on c against an echo server.
+func roundTrips(t *testing.T, c *ferry.Context, n int) {
+	t.Helper()
+	ctx := testutil.Ctx(t, 10*time.Second)
+	m := ferry.NewMsg(16)
+	defer m.Free()
+	for i := range n {
+		want := fmt.Sprintf("q%d", i)
+		m.SetBody([]byte(want))
+		if err := c.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RecvMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Body) != "re:"+want {
+			t.Fatalf("reply %q to %q", m.Body, want)
+		}
+	}
+}
+
+// inlineReady returns a REQ socket dialed over tcp to a REP socket that
+// no longer serves, and a context whose pipe's reader has stepped aside:
+// 50 round trips went first, read inline. restart serves rp again.
+func inlineReady(t *testing.T) (rq, rp *ferry.Socket, c *ferry.Context, restart func() (stop func())) {
+	t.Helper()
+	rq, rp = reqrep(t, "tcp", ferry.SocketConfig{})
+	stop := echo(t, rp, 1)
+	c, err := rq.OpenContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	roundTrips(t, c, 50)
+	stop()
+	if rq.Stats().MsgsInline == 0 {
+		t.Fatal("no inline reads")
+	}
+	return rq, rp, c, func() func() { return echo(t, rp, 1) }
+}
+
+// TestInlineReads: on a socket with one stream pipe, receivers read
+// their messages themselves (no hand-off from the pipe's reader), on
+// both sides of REQ/REP, with one server worker or several.
+func TestInlineReads(t *testing.T) {
+	for _, scheme := range []string{"tcp", "ipc"} {
+		for _, workers := range []int{1, 4} {
+			t.Run(fmt.Sprintf("%s/workers=%d", scheme, workers), func(t *testing.T) {
+				rq, rp := reqrep(t, scheme, ferry.SocketConfig{})
+				stop := echo(t, rp, workers)
+				defer stop()
+				c, err := rq.OpenContext()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				const n = 300
+				roundTrips(t, c, n)
+				cs, ss := rq.Stats(), rp.Stats()
+				t.Logf("client: %d of %d inline; server: %d of %d", cs.MsgsInline, cs.MsgsIn, ss.MsgsInline, ss.MsgsIn)
+				// The first few go through the readers, until they step aside.
+				if cs.MsgsInline < n/2 || ss.MsgsInline < n/2 {
+					t.Errorf("inline: client %d, server %d of %d; want most", cs.MsgsInline, ss.MsgsInline, n)
+				}
+			})
+		}
+	}
+}
+
+// TestInlineInterrupted: a REQ context's Recv blocked in a read of its
+// own (inline) ends at once when its ctx ends, its context closes, a new
+// Send cancels its request, or the socket closes; the pipe survives all
+// but the last, and the next request goes through.
+func TestInlineInterrupted(t *testing.T) {
+	tests := []struct {
+		name  string
+		end   func(rq *ferry.Socket, c *ferry.Context, cancel context.CancelFunc)
+		want  error
+		after bool // the socket is still usable
+	}{
+		{"ctx", func(_ *ferry.Socket, _ *ferry.Context, cancel context.CancelFunc) { cancel() }, context.Canceled, true},
+		{"context close", func(_ *ferry.Socket, c *ferry.Context, _ context.CancelFunc) { c.Close() }, ferry.ErrClosed, true},
+		{"new send", func(_ *ferry.Socket, c *ferry.Context, _ context.CancelFunc) {
+			m := ferry.NewMsg(4)
+			m.SetBody([]byte("next"))
+			if err := c.Send(context.Background(), m); err != nil {
+				m.Free()
+			}
+		}, ferry.ErrCanceled, true},
+		{"socket close", func(rq *ferry.Socket, _ *ferry.Context, _ context.CancelFunc) { rq.Close() }, ferry.ErrClosed, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rq, _, c, restart := inlineReady(t) // nobody answers now
+			if err := c.Send(testutil.Ctx(t, 5*time.Second), ferry.NewMsg(0)); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			res := make(chan error, 1)
+			go func() {
+				m, err := c.Recv(ctx)
+				if err == nil {
+					m.Free()
+				}
+				res <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // Recv is reading by now
+			tt.end(rq, c, cancel)
+			select {
+			case err := <-res:
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Recv: %v, want %v", err, tt.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Recv still blocked 5 s after it was ended")
+			}
+			if !tt.after {
+				return
+			}
+			if st := rq.Stats(); st.PipesOpen != 1 {
+				t.Fatalf("pipes open %d after the interrupt, want 1", st.PipesOpen)
+			}
+			defer restart()()
+			c2, err := rq.OpenContext()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			roundTrips(t, c2, 5)
+		})
+	}
+}
+
+// TestInlineIdleNoticesClose: once receivers stop coming, the pipe's
+// reader takes reading back, so a socket nobody receives on still sees
+// its peer go.
+func TestInlineIdleNoticesClose(t *testing.T) {
+	rq, rp, _, _ := inlineReady(t)
+	rp.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for rq.Stats().PipesOpen != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the client never noticed its peer close")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestInlineFullQueue: a receiver reading for others never waits on the
+// queue it would take from. Many clients' requests on one REP socket
+// with a queue of one and a pipe at a time in inline mode; all answered.
+func TestInlineFullQueue(t *testing.T) {
+	rq, rp := reqrep(t, "tcp", ferry.SocketConfig{RecvQueueLen: 1})
+	stop := echo(t, rp, 3)
+	defer stop()
+	const ctxs, each = 8, 100
+	errs := make(chan error, ctxs)
+	for range ctxs {
+		go func() {
+			c, err := rq.OpenContext()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			ctx := testutil.Ctx(t, 20*time.Second)
+			for i := range each {
+				want := []byte(fmt.Sprint(i))
+				m := ferry.NewMsg(8)
+				m.SetBody(want)
+				if err := c.Send(ctx, m); err != nil {
+					m.Free()
+					errs <- err
+					return
+				}
+				r, err := c.Recv(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				ok := bytes.Equal(r.Body, append([]byte("re:"), want...))
+				r.Free()
+				if !ok {
+					errs <- fmt.Errorf("wrong reply")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range ctxs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestInlineLarge: frames larger than the read buffer are read inline
+// too (as they come, not by Peek), intact.
+func TestInlineLarge(t *testing.T) {
+	rq, rp := reqrep(t, "tcp", ferry.SocketConfig{})
+	stop := echo(t, rp, 2)
+	defer stop()
+	c, err := rq.OpenContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := testutil.Ctx(t, 10*time.Second)
+	const n = 100
+	for i := range n {
+		q := bytes.Repeat([]byte{byte(i)}, 64<<10+i)
+		m := ferry.NewMsg(len(q))
+		m.SetBody(q)
+		if err := c.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := bytes.Equal(r.Body, append([]byte("re:"), q...))
+		r.Free()
+		if !ok {
+			t.Fatalf("round %d: reply differs", i)
+		}
+	}
+	cs, ss := rq.Stats(), rp.Stats()
+	t.Logf("client: %d of %d inline; server: %d of %d", cs.MsgsInline, cs.MsgsIn, ss.MsgsInline, ss.MsgsIn)
+	if cs.MsgsInline < n/2 || ss.MsgsInline < n/2 {
+		t.Errorf("inline: client %d, server %d of %d; want most", cs.MsgsInline, ss.MsgsInline, n)
+	}
+}
