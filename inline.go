@@ -401,12 +401,12 @@ func (p *Pipe) stepAside() (idle bool) {
 	} else {
 		p.ltime.Reset(lendCheck)
 	}
+	uses := p.luses.Load() // before the role is free: a take right away counts
 	ls.lendp.Store(p)
 	p.lst.Store(lendFree)
 	if ls.parked.Load() > 0 {
 		wake(ls.lendc)
 	}
-	uses := p.luses.Load()
 	for p.lst.Load() != lendOwned {
 		timedOut := false
 		select {
