@@ -334,12 +334,7 @@ func (p *Pipe) disarmInterrupt() bool {
 	p.lmu.Lock()
 	defer p.lmu.Unlock()
 	p.lin, p.lcur = false, nil
-	if !p.lint {
-		return false
-	}
-	p.lint = false
-	p.sc.c.SetReadDeadline(time.Time{})
-	return true
+	return p.clearLocked()
 }
 
 // clearInterrupt clears an interrupt that came while a holder was in a
@@ -347,6 +342,12 @@ func (p *Pipe) disarmInterrupt() bool {
 func (p *Pipe) clearInterrupt() bool {
 	p.lmu.Lock()
 	defer p.lmu.Unlock()
+	return p.clearLocked()
+}
+
+// clearLocked clears the interrupt's read deadline, if one was set, and
+// reports whether it was. Under lmu.
+func (p *Pipe) clearLocked() bool {
 	if !p.lint {
 		return false
 	}
@@ -377,15 +378,16 @@ func (p *Pipe) dropInterrupt() {
 	p.lmu.Unlock()
 }
 
-// canLend reports whether the reader should step aside now: a stream
-// pipe with nothing buffered, the socket's only pipe, and recent: a
+// canLend reports whether the reader should step aside now (a stream
+// pipe without a copy queue, read set up): a tcp or ipc connection with
+// nothing buffered, the socket's only pipe, and recent: a
 // receiver waits, or the last message went to a waiting receiver (which
 // may have taken it and left already: it is likely back soon, and if
 // not the reader takes reading back after lendCheck).
 func (p *Pipe) canLend(recent bool) bool {
 	c := p.sc
 	ls := &p.s.lend
-	return c != nil && c.rc != nil && p.cq == nil && c.br != nil && c.br.Buffered() == 0 &&
+	return c.rc != nil && c.br.Buffered() == 0 &&
 		recent && ls.npipes.Load() == 1 && !p.lback.Load()
 }
 
