@@ -45,11 +45,23 @@ import (
 //
 // A holder never waits for itself: a Deliver that would wait for room
 // in a full queue leaves the message to the reader (deferInline).
+//
+// Handing the role on costs what it saves: a holder that read a request
+// and frees the role for the next parked receiver wakes that receiver's
+// thread, once per request. A Serve worker whose recent requests were
+// all handled quickly (keepHint) keeps the role instead while it handles
+// the request and replies (lendAway): nobody reads meanwhile, and it
+// reads again when it comes back, as a lone worker would. Any receiver
+// arriving may take an away role; parked ones are not woken for it. An
+// away role is freed when a context closes (InterruptInline), and taken
+// back by the reader when asked or after lendCheck unused, which bounds
+// what a handler that turns slow can delay.
 
 const (
 	lendOwned = iota
 	lendFree
 	lendHeld
+	lendAway // held by a receiver that is away handling what it read
 
 	// lendCheck is how long a freed role may go unused before the reader
 	// takes it back.
@@ -63,6 +75,7 @@ type lendState struct {
 	rwaiting atomic.Int32  // receivers in RecvWait
 	parked   atomic.Int32  // receivers parked in RecvWait
 	npipes   atomic.Int32  // admitted pipes
+	kept     atomic.Uint64 // roles kept by a holder going away (lendAway)
 }
 
 // pipeLend is a pipe's part of inline reading.
@@ -115,7 +128,14 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 				break
 			}
 		}
-		p.release()
+		keep := len(ch) > 0 && ctx.Err() == nil && ls.parked.Load() > 0 && keepsRole(ctx)
+		p.release(keep)
+		if keep {
+			ls.kept.Add(1)
+		}
+		if keep && shared && len(ch) > 1 {
+			wake(ls.lendc) // more than the holder takes: a parked one looks
+		}
 		return v, false, nil
 	}
 	ls.parked.Add(1)
@@ -155,13 +175,18 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 func (s *Socket) InterruptInline() {
 	if p := s.lend.lendp.Load(); p != nil {
 		p.interruptHolder(nil)
+		// An away holder may be the context closing: the role is free.
+		if p.lst.CompareAndSwap(lendAway, lendFree) && s.lend.parked.Load() > 0 {
+			wake(s.lend.lendc)
+		}
 	}
 }
 
 // takeRole takes the reading role if it is free, and returns its pipe.
 func (s *Socket) takeRole(ctx context.Context) *Pipe {
 	p := s.lend.lendp.Load()
-	if p == nil || ctx.Err() != nil || !p.lst.CompareAndSwap(lendFree, lendHeld) {
+	if p == nil || ctx.Err() != nil ||
+		!(p.lst.CompareAndSwap(lendFree, lendHeld) || p.lst.CompareAndSwap(lendAway, lendHeld)) {
 		return nil
 	}
 	p.luses.Add(1)
@@ -169,21 +194,70 @@ func (s *Socket) takeRole(ctx context.Context) *Pipe {
 }
 
 // release ends a holder's turn: the role goes back to the reader if it
-// asked, else it is free and a parked receiver is woken to take it.
-func (p *Pipe) release() {
+// asked, else it is away with the holder (keep), or free and a parked
+// receiver is woken to take it.
+func (p *Pipe) release(keep bool) {
 	ls := &p.s.lend
 	if p.lback.Load() {
 		p.lst.Store(lendOwned)
 		wake(p.lturn)
 		return
 	}
-	p.lst.Store(lendFree)
-	if p.lback.Load() && p.lst.CompareAndSwap(lendFree, lendOwned) {
+	st := int32(lendFree)
+	if keep {
+		st = lendAway
+	}
+	p.lst.Store(st)
+	if p.lback.Load() && p.lst.CompareAndSwap(st, lendOwned) {
 		wake(p.lturn)
 		return
 	}
-	if ls.parked.Load() > 0 {
+	if !keep && ls.parked.Load() > 0 {
 		wake(ls.lendc)
+	}
+}
+
+// takeBack gives a free or away role back to the reader.
+func (p *Pipe) takeBack() bool {
+	return p.lst.CompareAndSwap(lendFree, lendOwned) || p.lst.CompareAndSwap(lendAway, lendOwned)
+}
+
+// keepHint is a Serve worker's: whether its recent requests were all
+// handled quickly, so that it may keep the reading role while it
+// handles the next (see lendAway). Only its worker touches it.
+type keepHint struct {
+	quick int           // requests handled quickly in a row
+	max   time.Duration // keepQuick when the worker started
+}
+
+type keepKey struct{}
+
+// keepRun is how many quick requests in a row it takes to keep the
+// role; keepQuick (nanoseconds) is how long handling a request and
+// replying may take for it to count as quick: 50 us, tests change it. A
+// worker whose handlers are sometimes slow (even one in a few hundred)
+// never keeps the role.
+const keepRun = 256
+
+var keepQuick atomic.Int64
+
+func init() { keepQuick.Store(int64(50 * time.Microsecond)) }
+
+func newKeepHint() *keepHint { return &keepHint{max: time.Duration(keepQuick.Load())} }
+
+// keepsRole reports whether ctx carries a keepHint that says so.
+func keepsRole(ctx context.Context) bool {
+	h, _ := ctx.Value(keepKey{}).(*keepHint)
+	return h != nil && h.quick >= keepRun
+}
+
+// handled records how long a request took, from its receipt to the
+// worker's return for the next.
+func (h *keepHint) handled(d time.Duration) {
+	if d > h.max {
+		h.quick = 0
+	} else if h.quick < keepRun {
+		h.quick++
 	}
 }
 
@@ -423,7 +497,7 @@ func (p *Pipe) stepAside() (idle bool) {
 		if isClosed(p.closing) || p.lback.Load() || (timedOut && p.luses.Load() == uses) {
 			idle = timedOut && p.luses.Load() == uses
 			p.lback.Store(true)
-			if p.lst.CompareAndSwap(lendFree, lendOwned) {
+			if p.takeBack() {
 				break
 			}
 			p.interruptHolder(nil) // it gives the role back when it is done

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,5 +245,120 @@ func TestInlineLarge(t *testing.T) {
 	t.Logf("client: %d of %d inline; server: %d of %d", cs.MsgsInline, cs.MsgsIn, ss.MsgsInline, ss.MsgsIn)
 	if cs.MsgsInline < n/2 || ss.MsgsInline < n/2 {
 		t.Errorf("inline: client %d, server %d of %d; want most", cs.MsgsInline, ss.MsgsInline, n)
+	}
+}
+
+// TestInlineKeepRole: a Serve worker whose requests are handled quickly
+// keeps the reading role while it handles the next (no hand-off to
+// another worker per request). A handler that then turns slow holds up
+// the requests behind it only until the reader takes the role back:
+// four slow handlers still run side by side. A worker that stops while
+// away frees the role at once.
+func TestInlineKeepRole(t *testing.T) {
+	testutil.NoLeaks(t)
+	// Under the race detector a quick echo can take longer than 50 us.
+	defer ferry.SetKeepQuick(5 * time.Millisecond)()
+	rq, rp := reqrep(t, "tcp", ferry.SocketConfig{})
+	const (
+		echoing = iota
+		together
+		holding
+	)
+	var mode, inflight atomic.Int32
+	var apart atomic.Bool
+	all := make(chan struct{}) // closed once four handlers run at once
+	started := make(chan struct{}, 4)
+	hold := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- rp.Serve(ctx, func(_ context.Context, q, r *ferry.Msg) error {
+			switch mode.Load() {
+			case together:
+				started <- struct{}{}
+				if inflight.Add(1) == 4 {
+					close(all)
+				}
+				select {
+				case <-all:
+				case <-time.After(5 * time.Second):
+					apart.Store(true)
+				}
+			case holding:
+				started <- struct{}{}
+				<-hold
+			}
+			r.Grow(len(q.Body) + 3)
+			r.Body = append(append(r.Body[:0], "re:"...), q.Body...)
+			return nil
+		}, ferry.ServeConfig{Workers: 4})
+	}()
+	c, err := rq.OpenContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// Workers take turns until one has handled keepRun quick requests.
+	roundTrips(t, c, 2000)
+	if k := ferry.RoleKept(rp); k < 500 {
+		t.Fatalf("the role was kept %d times in 2000 quick requests; want most", k)
+	}
+
+	// Slow handlers: the first request's worker is away with the role
+	// when the other three arrive.
+	mode.Store(together)
+	tctx := testutil.Ctx(t, 10*time.Second)
+	cs := make([]*ferry.Context, 4)
+	for i := range cs {
+		if cs[i], err = rq.OpenContext(); err != nil {
+			t.Fatal(err)
+		}
+		defer cs[i].Close()
+		if err := cs[i].SendBytes(tctx, fmt.Appendf(nil, "s%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-started
+		}
+	}
+	for i, k := range cs {
+		b, err := k.RecvBytes(tctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("re:s%d", i); string(b) != want {
+			t.Fatalf("reply %q, want %q", b, want)
+		}
+	}
+	if apart.Load() {
+		t.Fatal("slow handlers did not run side by side: the role stayed with an away worker")
+	}
+	for range 3 {
+		<-started
+	}
+
+	// A worker away when Serve ends frees the role as its context closes.
+	mode.Store(echoing)
+	roundTrips(t, c, 1500)
+	mode.Store(holding)
+	if err := c.SendBytes(tctx, []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if !ferry.RoleAway(rp) {
+		t.Fatal("the role is not away with the worker handling the last request")
+	}
+	cancel()
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if ferry.RoleAway(rp) {
+		t.Error("Serve returned with the role still away")
+	}
+	if b, err := c.RecvBytes(tctx, nil); err != nil || string(b) != "re:last" {
+		t.Fatalf("last reply %q, %v", b, err)
 	}
 }

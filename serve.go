@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferrymq/ferry/pool"
 )
@@ -109,10 +110,19 @@ func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg
 	defer req.Free()
 	defer func() { reply.Reset(); reply.Free() }() // Reset: a sent handle is empty, not freeable
 	st := cfg.Stats
+	// Quick handlers let the worker keep the socket's reading role while
+	// it handles (see keepHint).
+	kh := newKeepHint()
+	rctx := context.WithValue(ctx, keepKey{}, kh)
+	var took time.Time
 	for {
-		if err := c.RecvMsg(ctx, &req); err != nil {
+		if !took.IsZero() {
+			kh.handled(time.Since(took))
+		}
+		if err := c.RecvMsg(rctx, &req); err != nil {
 			return err
 		}
+		took = time.Now()
 		if sem != nil {
 			select {
 			case sem <- struct{}{}:
