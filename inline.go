@@ -75,6 +75,7 @@ type lendState struct {
 	rwaiting atomic.Int32  // receivers in RecvWait
 	parked   atomic.Int32  // receivers parked in RecvWait
 	npipes   atomic.Int32  // admitted pipes
+	streams  atomic.Int32  // admitted pipes that may lend (stream, no copy queue)
 	kept     atomic.Uint64 // roles kept by a holder going away (lendAway)
 }
 
@@ -148,11 +149,18 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 	if shared && lp != nil {
 		wch = nil // the holder delivers to itself first
 	}
+	lc := ls.lendc
+	if lp == nil && ls.streams.Load() == 0 {
+		// Nothing to lend (inproc): one channel less to select on. A
+		// stream pipe arriving now lends only after a message went
+		// through its reader, which ends this wait.
+		lc = nil
+	}
 	select {
 	case v = <-wch:
 		ls.parked.Add(-1)
 		return v, true, nil
-	case <-ls.lendc:
+	case <-lc:
 		ls.parked.Add(-1)
 		if wch == nil && ls.lendp.Load() == nil && ls.parked.Load() > 0 {
 			wake(ls.lendc) // the role went back: the others wait on ch again

@@ -362,6 +362,10 @@ func (p *Pipe) run() {
 			lp.reclaim()
 		}
 	}
+	lends := p.sc != nil && p.cq == nil
+	if lends {
+		s.lend.streams.Add(1)
+	}
 	s.ctr.mu.Lock()
 	s.ctr.opened++
 	s.ctr.mu.Unlock()
@@ -374,6 +378,9 @@ func (p *Pipe) run() {
 	}
 	p.readLoop()
 	s.lend.npipes.Add(-1)
+	if lends {
+		s.lend.streams.Add(-1)
+	}
 	p.dropInterrupt()
 	<-p.wdone
 	s.proto.RemovePipe(p)

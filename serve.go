@@ -122,7 +122,10 @@ func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg
 		if err := c.RecvMsg(rctx, &req); err != nil {
 			return err
 		}
-		took = time.Now()
+		took = time.Time{}
+		if c.s.lend.lendp.Load() != nil { // timed only where it matters: reads are lent
+			took = time.Now()
+		}
 		if sem != nil {
 			select {
 			case sem <- struct{}{}:
