@@ -262,25 +262,60 @@ func (q *CopyQueue) Take(ctx context.Context, s *Socket, done <-chan struct{}) (
 			return im, nil
 		default:
 		}
-		if !q.wait() {
-			continue
+		im, ok, err := q.waitOne(ctx, s, done)
+		if err != nil {
+			return nil, err
 		}
-		select {
-		case im := <-q.ch:
-			q.unwait()
+		if ok {
 			return im, nil
-		case <-q.notify:
-			q.unwait()
-		case <-ctx.Done():
-			q.unwait()
-			return nil, ctxErr(ctx)
-		case <-done:
-			q.unwait()
-			return nil, ErrClosed
-		case <-s.closed:
-			q.unwait()
-			return nil, ErrClosed
 		}
+	}
+}
+
+// waitOne is Take's wait, RecvWait's for a copy queue and its channel:
+// it reads on the socket's pipe itself while it holds the reading role
+// (inline reads), else waits. ok false and no error: look again.
+func (q *CopyQueue) waitOne(ctx context.Context, s *Socket, done <-chan struct{}) (im *Msg, ok bool, err error) {
+	ls := &s.lend
+	ls.rwaiting.Add(1)
+	defer ls.rwaiting.Add(-1)
+	if p := s.takeRole(ctx); p != nil {
+		p.holdRead(ctx, done, func() bool { return q.n.Load() != 0 || len(q.ch) > 0 })
+		p.release(false)
+		return nil, false, nil
+	}
+	if !q.wait() {
+		return nil, false, nil
+	}
+	defer q.unwait()
+	ls.parked.Add(1)
+	defer ls.parked.Add(-1)
+	lp := ls.lendp.Load()
+	if lp != nil && lp.lst.Load() == lendFree {
+		return nil, false, nil
+	}
+	ch, notify, lc := q.ch, q.notify, ls.lendc
+	if lp != nil {
+		ch, notify = nil, nil // the holder takes what it reads first
+	} else if ls.streams.Load() == 0 {
+		lc = nil // nothing to lend (inproc): see RecvWait
+	}
+	select {
+	case im = <-ch:
+		return im, true, nil
+	case <-notify:
+		return nil, false, nil
+	case <-lc:
+		if lp != nil && ls.lendp.Load() == nil && ls.parked.Load() > 1 {
+			wake(ls.lendc) // the role went back: the others wait on the queue again
+		}
+		return nil, false, nil
+	case <-ctx.Done():
+		return nil, false, ctxErr(ctx)
+	case <-done:
+		return nil, false, ErrClosed
+	case <-s.closed:
+		return nil, false, ErrClosed
 	}
 }
 
@@ -405,6 +440,9 @@ func (p *Pipe) readCopied(max int) {
 	c.initRead(max)
 	ps := c.f.PrefixSize()
 	for {
+		if c.br.Buffered() == 0 && p.mayLend() {
+			continue // receivers read meanwhile
+		}
 		pfx, err := c.br.Peek(ps) // waits for at least a prefix
 		if err != nil {
 			return
@@ -418,7 +456,10 @@ func (p *Pipe) readCopied(max int) {
 				return
 			}
 		}
-		_, _, why := c.copyIn(p, p.cq, p.cr, uint64(max)) // counted there
+		n, _, why := c.copyIn(p, p.cq, p.cr, uint64(max)) // counted there
+		if n > 0 {
+			p.delivered()
+		}
 		switch why {
 		case copyFull:
 			if !p.cq.waitFor(p, false) {

@@ -46,6 +46,13 @@ import (
 // A holder never waits for itself: a Deliver that would wait for room
 // in a full queue leaves the message to the reader (deferInline).
 //
+// Sockets that receive through a CopyQueue (PAIR, PULL) wait the same
+// way in CopyQueue.waitOne; their holders copy small frames into the
+// queue as the reader does (readFrames), and their reader steps aside in
+// readCopied. Before a new pipe is admitted, settleLent makes sure a lent
+// pipe whose peer has gone is closed first (a one-peer socket would
+// refuse the new one).
+//
 // Handing the role on costs what it saves: a holder that read a request
 // and frees the role for the next parked receiver wakes that receiver's
 // thread, once per request. A Serve worker whose recent requests were
@@ -86,6 +93,10 @@ type pipeLend struct {
 	luses atomic.Uint64 // inline reads, ever
 	lturn chan struct{} // capacity 1: wakes the reader while it stands aside
 	ltime *time.Timer   // the reader's; made at its first step aside
+	// The reader's: lrecent, a receiver waits or the last message was
+	// delivered while one did; lunused, the reader stood aside for
+	// nothing and waits for a message before it does again.
+	lrecent, lunused bool
 
 	// inlineIn is set while a holder runs the protocol's Receive: a
 	// Deliver to a full queue then leaves the message in lm for the
@@ -123,12 +134,7 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 	if p := s.takeRole(ctx); p != nil {
 		// Read until something is in ch (for the caller, or, shared, for
 		// anyone), or the wait must end; then give the role up.
-		for {
-			p.readStep(ctx)
-			if len(ch) > 0 || p.lback.Load() || ctx.Err() != nil || isClosed(done) || isClosed(s.closed) {
-				break
-			}
-		}
+		p.holdRead(ctx, done, func() bool { return len(ch) > 0 })
 		keep := len(ch) > 0 && ctx.Err() == nil && ls.parked.Load() > 0 && keepsRole(ctx)
 		p.release(keep)
 		if keep {
@@ -269,6 +275,17 @@ func (h *keepHint) handled(d time.Duration) {
 	}
 }
 
+// holdRead reads as the role's holder until have reports something to
+// take, or the wait must end.
+func (p *Pipe) holdRead(ctx context.Context, done <-chan struct{}, have func() bool) {
+	for {
+		p.readStep(ctx)
+		if have() || p.lback.Load() || ctx.Err() != nil || isClosed(done) || isClosed(p.s.closed) {
+			return
+		}
+	}
+}
+
 // readStep is a holder's read: it waits for the next frame and delivers
 // every whole frame buffered, unless the next one must be read the
 // ordinary way (then it asks the reader to take the role back).
@@ -326,6 +343,18 @@ func (p *Pipe) readFrames() error {
 		}
 		if _, err := c.br.Peek(ps + size); err != nil {
 			return midFrame(err)
+		}
+		if p.cq != nil && size <= CopyRecvMax {
+			k, _, why := c.copyIn(p, p.cq, p.cr, uint64(max))
+			p.ctr.inline.Add(uint64(k))
+			switch {
+			case why == copyClosed:
+				p.lback.Store(true)
+				return errInlineMore
+			case why != copyNot || k > 0:
+				return nil // the next step goes on
+			}
+			// the frame at the head goes through Receive
 		}
 		m, err := c.recv(max) // buffered whole: never waits
 		if err != nil {
@@ -460,8 +489,30 @@ func (p *Pipe) dropInterrupt() {
 	p.lmu.Unlock()
 }
 
+// delivered notes, for the reader, that it delivers a message: lrecent
+// if a receiver waits for it.
+func (p *Pipe) delivered() {
+	p.lrecent, p.lunused = p.s.lend.rwaiting.Load() > 0, false
+}
+
+// mayLend is the reader's step aside, before a read that would wait,
+// if canLend; it reports whether it stood aside (the reader then looks
+// again at what it was doing).
+func (p *Pipe) mayLend() bool {
+	if isClosed(p.closing) {
+		return false // the read that follows fails and ends the reader
+	}
+	p.lrecent = p.lrecent || (!p.lunused && p.s.lend.rwaiting.Load() > 0)
+	if !p.canLend(p.lrecent) {
+		return false
+	}
+	p.lunused = p.stepAside()
+	p.lrecent = false
+	return true
+}
+
 // canLend reports whether the reader should step aside now (a stream
-// pipe without a copy queue, read set up): a tcp or ipc connection with
+// pipe, read set up): a tcp or ipc connection with
 // nothing buffered, the socket's only pipe, and recent: a
 // receiver waits, or the last message went to a waiting receiver (which
 // may have taken it and left already: it is likely back soon, and if
@@ -529,6 +580,53 @@ func (p *Pipe) stepAside() (idle bool) {
 	}
 	return idle
 }
+
+// settleLent runs as p is about to be admitted: pipes on their way out
+// go first, so that a one-peer protocol (PAIR) does not refuse p, and
+// with it the message p's peer may already have sent, for a peer that has
+// gone. A pipe already closing is waited for; a lent pipe is read only
+// while receivers wait, so its peer may have gone without anyone seeing
+// it yet: if so its reader takes reading back, delivers what is left and
+// closes it. The wait is bounded (a full queue nobody takes from may
+// hold an old reader). A socket with two peers or more is left alone.
+func (p *Pipe) settleLent() {
+	s := p.s
+	if s.lend.npipes.Load() > 1 {
+		return // a socket of many peers: nothing to settle, and no scan of them all
+	}
+	lp := s.lend.lendp.Load()
+	var wait []<-chan struct{}
+	s.mu.Lock()
+	for q := range s.pipes {
+		if q == p || !q.admitted.Load() {
+			continue
+		}
+		if q == lp && !isClosed(q.closing) && q.peerGone() {
+			q.reclaim()
+		} else if !isClosed(q.closing) {
+			continue
+		}
+		wait = append(wait, q.done)
+	}
+	s.mu.Unlock()
+	if len(wait) == 0 {
+		return
+	}
+	t := time.NewTimer(settleMax)
+	defer t.Stop()
+	for _, d := range wait {
+		select {
+		case <-d:
+		case <-p.closing:
+			return
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// settleMax bounds settleLent's wait.
+const settleMax = 100 * time.Millisecond
 
 // reclaim asks a pipe's reader to take its role back (a second pipe
 // arrived: a holder waiting on one pipe would miss the other's).

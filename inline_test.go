@@ -3,6 +3,7 @@ package ferry_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/testutil"
+	"github.com/ferrymq/ferry/protocol/pair1"
+	"github.com/ferrymq/ferry/protocol/pull"
+	"github.com/ferrymq/ferry/protocol/push"
 )
 
 // roundTrips runs n requests on c against an echo server.
@@ -360,5 +364,133 @@ func TestInlineKeepRole(t *testing.T) {
 	}
 	if b, err := c.RecvBytes(tctx, nil); err != nil || string(b) != "re:last" {
 		t.Fatalf("last reply %q, %v", b, err)
+	}
+}
+
+// TestInlineCopyQueue: sockets that receive through a copy queue (PAIR,
+// PULL) read inline too: a PAIR1 ping-pong of small and large messages,
+// and a PUSH/PULL stream that arrives whole and in order.
+func TestInlineCopyQueue(t *testing.T) {
+	t.Run("pair1", func(t *testing.T) {
+		ls, ds := connect(t, "tcp", pair1.New, ferry.SocketConfig{})
+		ctx := testutil.Ctx(t, 10*time.Second)
+		const n = 200
+		go func() { // echo
+			m := ferry.NewMsg(0)
+			defer func() { m.Free() }()
+			for ls.RecvMsg(ctx, m) == nil {
+				if ls.Send(ctx, m) != nil {
+					return
+				}
+				m = ferry.NewMsg(0)
+			}
+		}()
+		m := ferry.NewMsg(0)
+		defer func() { m.Free() }()
+		for i := range n {
+			want := bytes.Repeat([]byte{byte(i)}, 1+i%3*(40<<10)) // 1 B .. 80 KiB
+			m.SetBody(want)
+			if err := ds.Send(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			m = ferry.NewMsg(0)
+			if err := ds.RecvMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(m.Body, want) {
+				t.Fatalf("round %d: %d bytes back, want %d", i, len(m.Body), len(want))
+			}
+		}
+		cs, ss := ds.Stats(), ls.Stats()
+		t.Logf("dialer: %d of %d inline; listener: %d of %d", cs.MsgsInline, cs.MsgsIn, ss.MsgsInline, ss.MsgsIn)
+		if cs.MsgsInline < n/2 || ss.MsgsInline < n/2 {
+			t.Errorf("inline: %d and %d of %d; want most", cs.MsgsInline, ss.MsgsInline, n)
+		}
+	})
+	t.Run("pushpull", func(t *testing.T) {
+		pl, ps := connectWith(t, "tcp", pull.New, push.New, ferry.SocketConfig{})
+		ctx := testutil.Ctx(t, 20*time.Second)
+		const n = 20000
+		go func() {
+			for i := range n {
+				b := seqBody(i)
+				if i%100 == 0 {
+					b = append(b, make([]byte, 20<<10)...) // some larger than the read buffer
+				}
+				if ps.SendBytes(ctx, b) != nil {
+					return
+				}
+				if i%1000 == 0 {
+					time.Sleep(time.Millisecond) // let the receiver catch up and wait
+				}
+			}
+		}()
+		m := ferry.NewMsg(0)
+		defer m.Free()
+		for i := range n {
+			if err := pl.RecvMsg(ctx, m); err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			if len(m.Body) < 8 || binary.BigEndian.Uint64(m.Body) != uint64(i) {
+				t.Fatalf("message %d: got %x", i, m.Body[:min(8, len(m.Body))])
+			}
+		}
+		st := pl.Stats()
+		t.Logf("%d of %d inline, %d copied", st.MsgsInline, st.MsgsIn, st.MsgsCopiedIn)
+		if st.MsgsInline == 0 {
+			t.Error("nothing read inline")
+		}
+	})
+}
+
+// TestInlinePeerSwap: a lent pipe whose peer has gone is noticed when the
+// next peer arrives, before a one-peer socket (PAIR1) decides on it: no
+// new peer is refused because a dead one still held the slot (an NNG
+// peer's first message would go with the refused connection).
+func TestInlinePeerSwap(t *testing.T) {
+	for _, scheme := range []string{"tcp", "ipc"} {
+		t.Run(scheme, func(t *testing.T) {
+			ls, err := pair1.New(ferry.SocketConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ls.Close()
+			l, err := ls.Listen(testutil.Addr(t, scheme))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := testutil.Ctx(t, 20*time.Second)
+			const peers = 30
+			for i := range peers {
+				ds, err := pair1.New(ferry.SocketConfig{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ds.Dial(ctx, l.URL()); err != nil {
+					t.Fatal(err)
+				}
+				got := make(chan string, 1)
+				go func() { // waiting first: the reader lends after this one
+					b, err := ls.RecvBytes(ctx, nil)
+					if err != nil {
+						b = []byte(err.Error())
+					}
+					got <- string(b)
+				}()
+				want := fmt.Sprintf("peer %d", i)
+				if err := ds.SendBytes(ctx, []byte(want)); err != nil {
+					t.Fatal(err)
+				}
+				if g := <-got; g != want {
+					t.Fatalf("got %q, want %q", g, want)
+				}
+				ds.Close() // nobody receives on ls now
+			}
+			st := ls.Stats()
+			t.Logf("%d of %d inline; closes %v", st.MsgsInline, st.MsgsIn, st.CloseReasons)
+			if n := st.CloseReasons[ferry.ReasonRefused]; n > 0 {
+				t.Errorf("%d new peers refused while a gone one held the slot", n)
+			}
+		})
 	}
 }

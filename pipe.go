@@ -351,6 +351,7 @@ func (p *Pipe) run() {
 		return
 	default:
 	}
+	p.settleLent()
 	if err := s.proto.AddPipe(p); err != nil {
 		p.closeWith(ReasonRefused, err)
 		close(p.wdone)
@@ -362,7 +363,7 @@ func (p *Pipe) run() {
 			lp.reclaim()
 		}
 	}
-	lends := p.sc != nil && p.cq == nil
+	lends := p.sc != nil
 	if lends {
 		s.lend.streams.Add(1)
 	}
@@ -398,10 +399,6 @@ func (p *Pipe) finish() {
 
 func (p *Pipe) readLoop() {
 	max := p.s.cfg.RecvMaxSize
-	// recent: a receiver waits, or the last message was delivered while
-	// one did; but not after the reader stood aside for nothing, until
-	// the next message (unused is that).
-	recent, unused := false, false
 	for {
 		select { // closed, maybe by Receive for a bad message: nothing after it is delivered
 		case <-p.closing:
@@ -412,11 +409,8 @@ func (p *Pipe) readLoop() {
 			p.readCopied(max) // then one frame the ordinary way
 		} else if p.sc != nil {
 			p.sc.initRead(max)
-			recent = recent || (!unused && p.s.lend.rwaiting.Load() > 0)
-			if p.canLend(recent) {
-				unused = p.stepAside() // receivers read meanwhile
-				recent = false
-				continue
+			if p.mayLend() {
+				continue // receivers read meanwhile
 			}
 		}
 		m, err := p.c.recv(max)
@@ -431,7 +425,7 @@ func (p *Pipe) readLoop() {
 			p.ic.dmu.Unlock()
 			continue
 		}
-		recent, unused = p.s.lend.rwaiting.Load() > 0, false
+		p.delivered()
 		p.deliver(m)
 	}
 }

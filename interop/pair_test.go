@@ -174,7 +174,8 @@ func TestPairNNGToFerry(t *testing.T) {
 						got, err := s.Recv(ctx)
 						if err != nil {
 							p.Kill()
-							t.Fatalf("message %d: %v (nngcat: %s)", i, err, p.Stderr())
+							st := s.Stats()
+							t.Fatalf("message %d: %v (nngcat: %s; pipes open %d, closed %v)", i, err, p.Stderr(), st.PipesOpen, st.CloseReasons)
 						}
 						if !bytes.Equal(got.Body, want) {
 							t.Fatalf("message %d: got %d bytes, want %d", i, len(got.Body), len(want))
