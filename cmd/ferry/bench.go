@@ -43,6 +43,10 @@ side that listens and a near side that dials and measures:
   throughput  the far side streams (a reused message), the near side
               counts: msg/s and MB/s (10^6 bytes) over the measured time
 
+Send and receive queues are 128 messages deep, or 512 KiB of messages
+for large ones (at least 4): 8 at 64 KiB, since deeper queues of large
+messages fall out of the CPU cache and cost throughput.
+
 Patterns: pair (PAIR1), pushpull, reqrep, pubsub (one subscriber), and
 fanout (one publisher, --fanout subscribers; not in the default list).
   pair      latency: the far side echoes; throughput: one way
@@ -667,11 +671,18 @@ func benchAddr(o *benchOpts, tr string) string {
 	return "tcp://127.0.0.1:0"
 }
 
-// benchCfg keeps queued bytes bounded for big messages.
+// benchCfg keeps queued bytes bounded for big messages: at most
+// benchQueueBytes a queue (but 4 messages), so 8 at 64 KiB. Deeper queues
+// of large messages cost throughput: each holds its own block, and 128
+// of 64 KiB (8 MiB) no longer stay in the cache, so every copy into one
+// and out of one misses (64 KiB PAIR1 and PUSH/PULL: 34-42 k msg/s at 128
+// deep, 42-54 k at 8, 37-42 k at 4; 3 interleaved runs each, 2 procs).
 func benchCfg(size int, queue int) ferry.SocketConfig {
-	q := max(4, min(queue, (16<<20)/size))
+	q := max(4, min(queue, benchQueueBytes/size))
 	return ferry.SocketConfig{SendQueueLen: q, RecvQueueLen: q, RecvMaxSize: max(ferry.DefaultRecvMaxSize, size+1024)}
 }
+
+const benchQueueBytes = 512 << 10
 
 type benchLink struct {
 	sockets []*ferry.Socket
