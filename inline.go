@@ -56,7 +56,7 @@ import (
 // Handing the role on costs what it saves: a holder that read a request
 // and frees the role for the next parked receiver wakes that receiver's
 // thread, once per request. A Serve worker whose recent requests were
-// all handled quickly (keepHint) keeps the role instead while it handles
+// handled quickly (keepHint) keeps the role instead while it handles
 // the request and replies (lendAway): nobody reads meanwhile, and it
 // reads again when it comes back, as a lone worker would. Any receiver
 // arriving may take an away role; parked ones are not woken for it. An
@@ -236,22 +236,27 @@ func (p *Pipe) takeBack() bool {
 	return p.lst.CompareAndSwap(lendFree, lendOwned) || p.lst.CompareAndSwap(lendAway, lendOwned)
 }
 
-// keepHint is a Serve worker's: whether its recent requests were all
+// keepHint is a Serve worker's: whether its recent requests were
 // handled quickly, so that it may keep the reading role while it
 // handles the next (see lendAway). Only its worker touches it.
 type keepHint struct {
-	quick int           // requests handled quickly in a row
+	score int           // +1 a quick request, -keepSlow a slow one, in 0..keepRun
 	max   time.Duration // keepQuick when the worker started
 }
 
 type keepKey struct{}
 
-// keepRun is how many quick requests in a row it takes to keep the
-// role; keepQuick (nanoseconds) is how long handling a request and
-// replying may take for it to count as quick: 50 us, tests change it. A
-// worker whose handlers are sometimes slow (even one in a few hundred)
-// never keeps the role.
-const keepRun = 256
+// A worker keeps the role while its score is at least keepRun/2: it
+// takes keepRun/2 quick requests to start, and at most one slow request
+// in keepSlow+1 to go on, so that a machine's odd stall (a preempted
+// thread: a slow request with a trivial handler) does not end it, while
+// handlers that are slow even a few times in a hundred never keep it.
+// keepQuick (nanoseconds) is how long handling a request and replying
+// may take for it to count as quick: 50 us; tests change it.
+const (
+	keepRun  = 256
+	keepSlow = 64
+)
 
 var keepQuick atomic.Int64
 
@@ -262,16 +267,16 @@ func newKeepHint() *keepHint { return &keepHint{max: time.Duration(keepQuick.Loa
 // keepsRole reports whether ctx carries a keepHint that says so.
 func keepsRole(ctx context.Context) bool {
 	h, _ := ctx.Value(keepKey{}).(*keepHint)
-	return h != nil && h.quick >= keepRun
+	return h != nil && h.score >= keepRun/2
 }
 
 // handled records how long a request took, from its receipt to the
 // worker's return for the next.
 func (h *keepHint) handled(d time.Duration) {
 	if d > h.max {
-		h.quick = 0
-	} else if h.quick < keepRun {
-		h.quick++
+		h.score = max(0, h.score-keepSlow)
+	} else if h.score < keepRun {
+		h.score++
 	}
 }
 
@@ -584,11 +589,12 @@ func (p *Pipe) stepAside() (idle bool) {
 // settleLent runs as p is about to be admitted: pipes on their way out
 // go first, so that a one-peer protocol (PAIR) does not refuse p, and
 // with it the message p's peer may already have sent, for a peer that has
-// gone. A pipe already closing is waited for; a lent pipe is read only
-// while receivers wait, so its peer may have gone without anyone seeing
-// it yet: if so its reader takes reading back, delivers what is left and
-// closes it. The wait is bounded (a full queue nobody takes from may
-// hold an old reader). A socket with two peers or more is left alone.
+// gone. A pipe already closing is waited for, and so is one whose peer
+// has gone (probed: its reader may not have seen the end yet, and a lent
+// pipe is read only while receivers wait, so nobody may be reading it:
+// its reader then takes reading back, delivers what is left and closes
+// it). The wait is bounded (a full queue nobody takes from may hold an
+// old reader). A socket with two peers or more is left alone.
 func (p *Pipe) settleLent() {
 	s := p.s
 	if s.lend.npipes.Load() > 1 {
@@ -601,10 +607,13 @@ func (p *Pipe) settleLent() {
 		if q == p || !q.admitted.Load() {
 			continue
 		}
-		if q == lp && !isClosed(q.closing) && q.peerGone() {
-			q.reclaim()
-		} else if !isClosed(q.closing) {
-			continue
+		if !isClosed(q.closing) {
+			if !q.peerGone() {
+				continue
+			}
+			if q == lp {
+				q.reclaim()
+			}
 		}
 		wait = append(wait, q.done)
 	}

@@ -478,11 +478,13 @@ func TestInlinePeerSwap(t *testing.T) {
 					got <- string(b)
 				}()
 				want := fmt.Sprintf("peer %d", i)
+				time.Sleep(time.Millisecond) // the receiver waits first: the reader lends after this message
 				if err := ds.SendBytes(ctx, []byte(want)); err != nil {
 					t.Fatal(err)
 				}
 				if g := <-got; g != want {
-					t.Fatalf("got %q, want %q", g, want)
+					st := ls.Stats()
+					t.Fatalf("got %q, want %q (in %d, pipes open %d, closed %v)", g, want, st.MsgsIn, st.PipesOpen, st.CloseReasons)
 				}
 				ds.Close() // nobody receives on ls now
 			}
