@@ -262,13 +262,41 @@ func (q *CopyQueue) Take(ctx context.Context, s *Socket, done <-chan struct{}) (
 			return im, nil
 		default:
 		}
-		im, ok, err := q.waitOne(ctx, s, done)
+		var im *Msg
+		var ok bool
+		var err error
+		if s.lend.unlendable() {
+			im, ok, err = q.waitPlain(ctx, s, done)
+		} else {
+			im, ok, err = q.waitOne(ctx, s, done)
+		}
 		if err != nil {
 			return nil, err
 		}
 		if ok {
 			return im, nil
 		}
+	}
+}
+
+// waitPlain is Take's wait on a socket with nothing to lend (inproc):
+// no inline-read bookkeeping. ok false and no error: look again.
+func (q *CopyQueue) waitPlain(ctx context.Context, s *Socket, done <-chan struct{}) (im *Msg, ok bool, err error) {
+	if !q.wait() {
+		return nil, false, nil
+	}
+	defer q.unwait()
+	select {
+	case im = <-q.ch:
+		return im, true, nil
+	case <-q.notify:
+		return nil, false, nil
+	case <-ctx.Done():
+		return nil, false, ctxErr(ctx)
+	case <-done:
+		return nil, false, ErrClosed
+	case <-s.closed:
+		return nil, false, ErrClosed
 	}
 }
 
@@ -294,18 +322,16 @@ func (q *CopyQueue) waitOne(ctx context.Context, s *Socket, done <-chan struct{}
 	if lp != nil && lp.lst.Load() == lendFree {
 		return nil, false, nil
 	}
-	ch, notify, lc := q.ch, q.notify, ls.lendc
+	ch, notify := q.ch, q.notify
 	if lp != nil {
 		ch, notify = nil, nil // the holder takes what it reads first
-	} else if ls.streams.Load() == 0 {
-		lc = nil // nothing to lend (inproc): see RecvWait
 	}
 	select {
 	case im = <-ch:
 		return im, true, nil
 	case <-notify:
 		return nil, false, nil
-	case <-lc:
+	case <-ls.lendc:
 		if lp != nil && ls.lendp.Load() == nil && ls.parked.Load() > 1 {
 			wake(ls.lendc) // the role went back: the others wait on the queue again
 		}

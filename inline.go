@@ -129,6 +129,18 @@ var errInlineMore = errors.New("more") // never returned to users
 // one, from outside Receive.
 func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan struct{}, shared bool) (v T, ok bool, err error) {
 	ls := &s.lend
+	if ls.unlendable() {
+		select {
+		case v = <-ch:
+			return v, true, nil
+		case <-ctx.Done():
+			return v, false, CtxErr(ctx)
+		case <-done:
+			return v, false, ErrClosed
+		case <-s.closed:
+			return v, false, ErrClosed
+		}
+	}
 	ls.rwaiting.Add(1)
 	defer ls.rwaiting.Add(-1)
 	if p := s.takeRole(ctx); p != nil {
@@ -155,18 +167,11 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 	if shared && lp != nil {
 		wch = nil // the holder delivers to itself first
 	}
-	lc := ls.lendc
-	if lp == nil && ls.streams.Load() == 0 {
-		// Nothing to lend (inproc): one channel less to select on. A
-		// stream pipe arriving now lends only after a message went
-		// through its reader, which ends this wait.
-		lc = nil
-	}
 	select {
 	case v = <-wch:
 		ls.parked.Add(-1)
 		return v, true, nil
-	case <-lc:
+	case <-ls.lendc:
 		ls.parked.Add(-1)
 		if wch == nil && ls.lendp.Load() == nil && ls.parked.Load() > 0 {
 			wake(ls.lendc) // the role went back: the others wait on ch again
@@ -181,6 +186,14 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 	}
 	ls.parked.Add(-1)
 	return v, false, err
+}
+
+// unlendable reports that the socket has no pipe that could lend its
+// reading role (none admitted, or inproc only): a receiver then waits on
+// its channel alone. A stream pipe arriving meanwhile lends only after a
+// message went through its reader, which ends such a wait.
+func (ls *lendState) unlendable() bool {
+	return ls.streams.Load() == 0 && ls.lendp.Load() == nil
 }
 
 // InterruptInline makes a receiver reading on s's pipe stop and look
