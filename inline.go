@@ -82,7 +82,7 @@ type lendState struct {
 	rwaiting atomic.Int32  // receivers in RecvWait
 	parked   atomic.Int32  // receivers parked in RecvWait
 	npipes   atomic.Int32  // admitted pipes
-	streams  atomic.Int32  // admitted pipes that may lend (stream, no copy queue)
+	streams  atomic.Int32  // admitted stream pipes (they may lend)
 	kept     atomic.Uint64 // roles kept by a holder going away (lendAway)
 }
 
@@ -613,13 +613,17 @@ func (p *Pipe) settleLent() {
 	if s.lend.npipes.Load() > 1 {
 		return // a socket of many peers: nothing to settle, and no scan of them all
 	}
-	lp := s.lend.lendp.Load()
-	var wait []<-chan struct{}
+	var old []*Pipe // admitted before p: at most a few
 	s.mu.Lock()
 	for q := range s.pipes {
-		if q == p || !q.admitted.Load() {
-			continue
+		if q != p && q.admitted.Load() {
+			old = append(old, q)
 		}
+	}
+	s.mu.Unlock()
+	lp := s.lend.lendp.Load()
+	var wait []<-chan struct{}
+	for _, q := range old { // probed outside s.mu: a system call each
 		if !isClosed(q.closing) {
 			if !q.peerGone() {
 				continue
@@ -630,7 +634,6 @@ func (p *Pipe) settleLent() {
 		}
 		wait = append(wait, q.done)
 	}
-	s.mu.Unlock()
 	if len(wait) == 0 {
 		return
 	}

@@ -304,7 +304,7 @@ func TestInlineKeepRole(t *testing.T) {
 	}
 	defer c.Close()
 
-	// Workers take turns until one has handled keepRun quick requests.
+	// Workers take turns until one has handled enough quick requests.
 	roundTrips(t, c, 2000)
 	if k := ferry.RoleKept(rp); k < 500 {
 		t.Fatalf("the role was kept %d times in 2000 quick requests; want most", k)
