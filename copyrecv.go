@@ -286,16 +286,22 @@ func (q *CopyQueue) waitPlain(ctx context.Context, s *Socket, done <-chan struct
 		return nil, false, nil
 	}
 	defer q.unwait()
+	// No case for s.closed: Close wakes notify once after closing it, and
+	// each receiver woken then passes the wake-up on.
+	if isClosed(s.closed) {
+		return nil, false, ErrClosed
+	}
 	select {
 	case im = <-q.ch:
 		return im, true, nil
 	case <-q.notify:
+		if isClosed(s.closed) {
+			wake(q.notify) // the next receiver may hold no case for it either
+		}
 		return nil, false, nil
 	case <-ctx.Done():
 		return nil, false, ctxErr(ctx)
 	case <-done:
-		return nil, false, ErrClosed
-	case <-s.closed:
 		return nil, false, ErrClosed
 	}
 }

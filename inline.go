@@ -121,7 +121,9 @@ var errInlineMore = errors.New("more") // never returned to users
 // caller should look again (it may have read messages on the socket's
 // pipe itself, or the role of reading changed hands), or the error
 // ending the wait: ctx's, or ErrClosed when done or the socket closes.
-// shared says receivers share ch (a socket queue): a receiver then does
+// On a ClosingProtocol's socket, done (a context's close channel) must be
+// one its Closing closes: the plain wait then has no case of its own for
+// the socket's close. shared says receivers share ch (a socket queue): a receiver then does
 // not wait on ch while another holds the reading role, so the holder
 // keeps what it reads. A protocol using RecvWait must have a Receive
 // that does not block when the queue it delivers to was empty, and must
@@ -130,6 +132,13 @@ var errInlineMore = errors.New("more") // never returned to users
 func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan struct{}, shared bool) (v T, ok bool, err error) {
 	ls := &s.lend
 	if ls.unlendable() {
+		// A plain wait, with as few cases as it can: each one costs a
+		// channel lock twice per wait, ~0.2 us of an inproc round trip.
+		if done == nil {
+			done = s.closed
+		} else if s.ctxCloser == nil {
+			return recvWait4(ctx, s, ch, done)
+		}
 		select {
 		case v = <-ch:
 			return v, true, nil
@@ -137,9 +146,10 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 			return v, false, CtxErr(ctx)
 		case <-done:
 			return v, false, ErrClosed
-		case <-s.closed:
-			return v, false, ErrClosed
 		}
+	}
+	if isClosed(done) { // not to take the reading role for nobody
+		return v, false, ErrClosed
 	}
 	ls.rwaiting.Add(1)
 	defer ls.rwaiting.Add(-1)
@@ -186,6 +196,21 @@ func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 	}
 	ls.parked.Add(-1)
 	return v, false, err
+}
+
+// recvWait4 is RecvWait's plain wait for a done channel the socket's close
+// does not close.
+func recvWait4[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan struct{}) (v T, ok bool, err error) {
+	select {
+	case v = <-ch:
+		return v, true, nil
+	case <-ctx.Done():
+		return v, false, CtxErr(ctx)
+	case <-done:
+		return v, false, ErrClosed
+	case <-s.closed:
+		return v, false, ErrClosed
+	}
 }
 
 // unlendable reports that the socket has no pipe that could lend its

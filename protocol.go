@@ -42,6 +42,16 @@ type Protocol interface {
 	Close()
 }
 
+// ClosingProtocol is implemented by protocols whose receivers wait on a
+// context's own close channel alone (RecvWait's done), not also on the
+// socket's: one channel fewer in every wait. Socket.Close calls Closing as
+// soon as the socket is marked closed, before it closes its pipes, and
+// Closing must close every context the protocol has (its default one
+// too), ending their waits with ErrClosed. It must not wait.
+type ClosingProtocol interface {
+	Closing()
+}
+
 // CopySender is implemented by protocols that can send a small message by
 // copying it into a pipe's copy buffer (Pipe.SendCopy) when that keeps
 // order and waits for nothing. Socket.Send and SendBytes (not contexts)

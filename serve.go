@@ -86,12 +86,33 @@ func (s *Socket) Serve(ctx context.Context, h Handler, cfg ServeConfig) error {
 		}
 		ctxs[i] = c
 	}
+	// Workers receive with a ctx that never ends when every context can
+	// stop its receives itself: ctx's end stops them (ErrClosed, then
+	// Serve returns nil), and each wait has one case fewer.
+	rbase := ctx
+	if ctx.Done() != nil {
+		stops := make([]func(), 0, len(ctxs))
+		for _, c := range ctxs {
+			if rs, ok := c.pc.(recvStopper); ok {
+				stops = append(stops, rs.RecvStop())
+			}
+		}
+		if len(stops) == len(ctxs) {
+			unreg := context.AfterFunc(ctx, func() {
+				for _, stop := range stops {
+					stop()
+				}
+			})
+			defer unreg()
+			rbase = context.WithoutCancel(ctx)
+		}
+	}
 	var wg sync.WaitGroup
 	var closed atomic.Bool
 	for _, c := range ctxs {
 		wg.Go(func() {
 			defer c.Close()
-			if err := serveOne(ctx, c, h, sem, &cfg); errors.Is(err, ErrClosed) {
+			if err := serveOne(ctx, rbase, c, h, sem, &cfg); errors.Is(err, ErrClosed) {
 				closed.Store(true)
 			}
 		})
@@ -103,7 +124,18 @@ func (s *Socket) Serve(ctx context.Context, h Handler, cfg ServeConfig) error {
 	return nil
 }
 
-func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg *ServeConfig) error {
+// recvStopper is implemented by contexts whose receives can be stopped
+// apart from the context (REP and RESPONDENT's): RecvStop, called before
+// any Recv, returns the function that makes Recv fail with ErrClosed
+// while Send still answers the request taken.
+type recvStopper interface {
+	RecvStop() func()
+}
+
+// serveOne is one worker: it receives on c with rbase (ctx, or a ctx
+// that never ends when Serve stops c's receives itself) and handles with
+// ctx's values.
+func serveOne(ctx, rbase context.Context, c *Context, h Handler, sem chan struct{}, cfg *ServeConfig) error {
 	// Handlers and replies outlive ctx: a request taken is answered.
 	hctx := context.WithoutCancel(ctx)
 	var req, reply Msg
@@ -113,7 +145,7 @@ func serveOne(ctx context.Context, c *Context, h Handler, sem chan struct{}, cfg
 	// Quick handlers let the worker keep the socket's reading role while
 	// it handles (see keepHint).
 	kh := newKeepHint()
-	rctx := context.WithValue(ctx, keepKey{}, kh)
+	rctx := context.WithValue(rbase, keepKey{}, kh)
 	var took time.Time
 	for {
 		if !took.IsZero() {

@@ -34,6 +34,9 @@ type Socket struct {
 	cfg    SocketConfig // validated; read-only after NewSocket
 	proto  Protocol
 	copier CopySender // proto, if it is one
+	// ctxCloser: proto closes its contexts when the socket closes, so a
+	// wait on a context's close channel needs no case for the socket's.
+	ctxCloser ClosingProtocol
 	// wokeWriter: a copied send was refused because the pipe's writer
 	// was waiting, so the send that follows wakes it (see yieldToWriter).
 	wokeWriter atomic.Bool
@@ -84,6 +87,7 @@ func NewSocket(proto Protocol, cfg SocketConfig) (*Socket, error) {
 	}
 	s.nextID.Store(rand.Uint32() & 0x7fffffff)
 	s.copier, _ = proto.(CopySender)
+	s.ctxCloser, _ = proto.(ClosingProtocol)
 	proto.Init(s)
 	if cr, ok := proto.(CopyReceiver); ok {
 		s.cq = cr.CopyQueue()
@@ -341,6 +345,14 @@ func (s *Socket) Close() error {
 		}
 		s.mu.Unlock()
 		close(s.closed)
+		// Receivers that wait without a case for s.closed: a copy queue's
+		// (waitPlain) and contexts' (RecvWait with done).
+		if s.cq != nil {
+			wake(s.cq.notify)
+		}
+		if s.ctxCloser != nil {
+			s.ctxCloser.Closing()
+		}
 		for _, l := range listeners {
 			l.stop()
 		}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
@@ -38,8 +39,9 @@ type sock struct {
 	recvq  chan *ferry.Msg
 	def    *pctx
 
-	mu    sync.Mutex             // guards pipes
+	mu    sync.Mutex             // guards pipes and ctxs
 	pipes map[uint32]*ferry.Pipe // by id, for raw sends
+	ctxs  map[*pctx]struct{}     // open contexts (def too), closed by Closing
 }
 
 // pctx is a context: the backtrace and pipe of its pending request.
@@ -51,6 +53,10 @@ type pctx struct {
 	pipe    *ferry.Pipe // nil when no request is pending
 	closed  bool
 	closedc chan struct{}
+	// recvc, if set (RecvStop), is what Recv waits on instead of
+	// closedc: closed by Close and by the function RecvStop returned.
+	recvc       atomic.Pointer[chan struct{}]
+	recvStopped bool
 }
 
 func (k *sock) Info() ferry.ProtocolInfo { return k.info }
@@ -63,16 +69,37 @@ func (k *sock) Init(s *ferry.Socket) {
 	k.maxTTL = cfg.MaxTTL
 	k.qlen = cfg.SendQueueLen
 	k.recvq = make(chan *ferry.Msg, cfg.RecvQueueLen)
+	k.ctxs = make(map[*pctx]struct{})
 	k.def = k.newCtx()
 }
 
-func (k *sock) newCtx() *pctx { return &pctx{sk: k, closedc: make(chan struct{})} }
+func (k *sock) newCtx() *pctx {
+	c := &pctx{sk: k, closedc: make(chan struct{})}
+	k.mu.Lock()
+	k.ctxs[c] = struct{}{}
+	k.mu.Unlock()
+	return c
+}
 
 func (k *sock) OpenContext() (ferry.ProtoContext, error) {
 	if k.raw {
 		return nil, ferry.ErrNotSupported
 	}
 	return k.newCtx(), nil
+}
+
+// Closing closes every context as the socket closes: their Recv waits on
+// closedc alone (ferry.ClosingProtocol).
+func (k *sock) Closing() {
+	k.mu.Lock()
+	ctxs := make([]*pctx, 0, len(k.ctxs))
+	for c := range k.ctxs {
+		ctxs = append(ctxs, c)
+	}
+	k.mu.Unlock()
+	for _, c := range ctxs {
+		c.Close()
+	}
 }
 
 // AddPipe gives each pipe its own queue: replies go back on the pipe their
@@ -154,13 +181,22 @@ func (k *sock) Close() {
 
 func (c *pctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	k := c.sk
+	done := c.closedc
+	if rc := c.recvc.Load(); rc != nil {
+		done = *rc
+	}
 	var m *ferry.Msg
 	for m == nil {
+		select {
+		case <-done: // closed or stopped: take no request it would drop
+			return nil, ferry.ErrClosed
+		default:
+		}
 		select {
 		case m = <-k.recvq:
 		default:
 			// Waits, or reads requests on this goroutine (inline reads).
-			v, _, err := ferry.RecvWait(ctx, k.s, k.recvq, c.closedc, true)
+			v, _, err := ferry.RecvWait(ctx, k.s, k.recvq, done, true)
 			if err != nil {
 				return nil, err
 			}
@@ -247,13 +283,54 @@ func (c *pctx) restore(p *ferry.Pipe) {
 	c.mu.Unlock()
 }
 
+// RecvStop gives c's Recv a close channel of its own and returns the
+// function that closes it: Recv then fails with ErrClosed while Send
+// still answers the request taken. Serve uses it to stop its workers
+// when its ctx ends, so that they wait on no ctx.Done. Call it before
+// any Recv.
+func (c *pctx) RecvStop() func() {
+	ch := make(chan struct{})
+	c.mu.Lock()
+	if c.closed {
+		c.recvStopped = true
+		close(ch)
+	}
+	c.recvc.Store(&ch)
+	c.mu.Unlock()
+	return c.stopRecv
+}
+
+func (c *pctx) stopRecv() {
+	c.mu.Lock()
+	c.closeRecvLocked()
+	c.mu.Unlock()
+	c.sk.s.InterruptInline() // its Recv may be reading
+}
+
+// closeRecvLocked closes recvc, if set and open. Under mu.
+func (c *pctx) closeRecvLocked() {
+	if rc := c.recvc.Load(); rc != nil && !c.recvStopped {
+		c.recvStopped = true
+		close(*rc)
+	}
+}
+
 func (c *pctx) Close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
+	was := c.closed
+	if !was {
 		c.closed = true
 		c.pipe = nil
 		close(c.closedc)
-		c.sk.s.InterruptInline() // its Recv may be reading
+		c.closeRecvLocked()
 	}
+	c.mu.Unlock()
+	if was {
+		return
+	}
+	k := c.sk
+	k.mu.Lock()
+	delete(k.ctxs, c)
+	k.mu.Unlock()
+	k.s.InterruptInline() // its Recv may be reading
 }

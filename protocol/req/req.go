@@ -64,6 +64,7 @@ type sock struct {
 	resends deadline.Queue[*rctx] // outstanding requests by next resend time
 	closed  bool
 	def     *rctx
+	ctxs    map[*rctx]struct{} // open contexts (def too), closed by Closing
 }
 
 // rctx is one context's state. Its fields are guarded by sock.mu.
@@ -98,13 +99,29 @@ func (k *sock) Init(s *ferry.Socket) {
 		k.rawq = make(chan *ferry.Msg, cfg.RecvQueueLen)
 	}
 	k.reqs = make(map[uint32]*rctx)
+	k.ctxs = make(map[*rctx]struct{})
 	k.nextID = rand.Uint32()
 	k.resends.Init(k.fire)
 	k.def = k.newCtx()
 }
 
+// newCtx makes and registers a context. k.mu must be held (or k not
+// shared yet).
 func (k *sock) newCtx() *rctx {
-	return &rctx{sk: k, replies: make(chan reply, 1), closedc: make(chan struct{})}
+	c := &rctx{sk: k, replies: make(chan reply, 1), closedc: make(chan struct{})}
+	k.ctxs[c] = struct{}{}
+	return c
+}
+
+// Closing closes every context as the socket closes: their Recv waits on
+// closedc alone (ferry.ClosingProtocol).
+func (k *sock) Closing() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for c := range k.ctxs {
+		c.closeLocked()
+	}
+	k.s.InterruptInline()
 }
 
 func (k *sock) OpenContext() (ferry.ProtoContext, error) {
@@ -413,13 +430,21 @@ func (c *rctx) Close() {
 	k := c.sk
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if c.closeLocked() {
+		k.s.InterruptInline() // its Recv may be reading
+	}
+}
+
+// closeLocked closes c and reports whether it was open. k.mu must be held.
+func (c *rctx) closeLocked() bool {
 	if c.closed {
-		return
+		return false
 	}
 	c.closed = true
 	c.finish()
 	close(c.closedc)
-	k.s.InterruptInline() // its Recv may be reading
+	delete(c.sk.ctxs, c)
+	return true
 }
 
 // DeadlineItem makes a context schedulable in the socket's resend queue.

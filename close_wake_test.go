@@ -1,0 +1,127 @@
+package ferry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry"
+	"github.com/ferrymq/ferry/internal/testutil"
+	"github.com/ferrymq/ferry/protocol/pair1"
+	"github.com/ferrymq/ferry/protocol/pull"
+	"github.com/ferrymq/ferry/protocol/push"
+	"github.com/ferrymq/ferry/protocol/rep"
+	"github.com/ferrymq/ferry/protocol/req"
+)
+
+// TestCloseWakesEveryReceiver: several receivers wait on one socket, on
+// the socket itself or on contexts, with no pipe, an inproc pipe (their
+// waits then have no case for the socket's close: a copy queue's wake-up
+// or the contexts' own close channels end them) or a tcp one; Close ends
+// every wait with ErrClosed.
+func TestCloseWakesEveryReceiver(t *testing.T) {
+	testutil.NoLeaks(t)
+	cases := []struct {
+		name string
+		mk   newSock
+		peer newSock
+		// waiters returns n receive calls on s, each ready to block.
+		waiters func(t *testing.T, s *ferry.Socket, n int) []func(context.Context) error
+	}{
+		{"pair1", pair1.New, pair1.New, socketRecv},
+		{"pull", pull.New, push.New, socketRecv},
+		{"rep", rep.New, req.New, socketRecv},
+		{"rep-contexts", rep.New, req.New, contextRecv(false)},
+		{"req-contexts", req.New, rep.New, contextRecv(true)},
+		{"req", req.New, rep.New, func(t *testing.T, s *ferry.Socket, n int) []func(context.Context) error {
+			if err := s.SendBytes(context.Background(), []byte("q")); err != nil {
+				t.Fatal(err)
+			}
+			return socketRecv(t, s, 1) // one conversation at a time
+		}},
+	}
+	for _, tc := range cases {
+		for _, scheme := range []string{"none", "inproc", "tcp"} {
+			t.Run(tc.name+"/"+scheme, func(t *testing.T) {
+				t.Parallel()
+				s, err := tc.mk(ferry.SocketConfig{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if scheme != "none" {
+					peer, err := tc.peer(ferry.SocketConfig{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer peer.Close()
+					l, err := s.Listen(testutil.Addr(t, scheme))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := peer.Dial(testutil.Ctx(t, 5*time.Second), l.URL()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				errc := make(chan error, 8)
+				ws := tc.waiters(t, s, 4)
+				for _, w := range ws {
+					go func() { errc <- w(context.Background()) }()
+				}
+				time.Sleep(20 * time.Millisecond) // let them block
+				s.Close()
+				for i := range ws {
+					select {
+					case err := <-errc:
+						if !errors.Is(err, ferry.ErrClosed) {
+							t.Fatalf("receiver %d: %v, want ErrClosed", i, err)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatalf("%d of %d receivers still waiting 5 s after Close", len(ws)-i, len(ws))
+					}
+				}
+			})
+		}
+	}
+}
+
+func socketRecv(_ *testing.T, s *ferry.Socket, n int) []func(context.Context) error {
+	fs := make([]func(context.Context) error, n)
+	for i := range fs {
+		fs[i] = func(ctx context.Context) error {
+			m, err := s.Recv(ctx)
+			if err == nil {
+				m.Free()
+				return fmt.Errorf("received %q", m.Body)
+			}
+			return err
+		}
+	}
+	return fs
+}
+
+// contextRecv opens n contexts on s (sending a request on each first, for
+// REQ); each receive closes its context when done.
+func contextRecv(send bool) func(t *testing.T, s *ferry.Socket, n int) []func(context.Context) error {
+	return func(t *testing.T, s *ferry.Socket, n int) []func(context.Context) error {
+		fs := make([]func(context.Context) error, n)
+		for i := range fs {
+			c, err := s.OpenContext()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if send {
+				if err := c.SendBytes(context.Background(), []byte("q")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fs[i] = func(ctx context.Context) error {
+				defer c.Close()
+				_, err := c.Recv(ctx)
+				return err
+			}
+		}
+		return fs
+	}
+}
