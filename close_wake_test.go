@@ -35,6 +35,23 @@ func TestCloseWakesEveryReceiver(t *testing.T) {
 		{"rep", rep.New, req.New, socketRecv},
 		{"rep-contexts", rep.New, req.New, contextRecv(false)},
 		{"req-contexts", req.New, rep.New, contextRecv(true)},
+		{"req-one-context", req.New, rep.New, func(t *testing.T, s *ferry.Socket, n int) []func(context.Context) error {
+			c, err := s.OpenContext()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.SendBytes(context.Background(), []byte("q")); err != nil {
+				t.Fatal(err)
+			}
+			fs := make([]func(context.Context) error, n)
+			for i := range fs {
+				fs[i] = func(ctx context.Context) error {
+					_, err := c.Recv(ctx)
+					return err
+				}
+			}
+			return fs
+		}},
 		{"req", req.New, rep.New, func(t *testing.T, s *ferry.Socket, n int) []func(context.Context) error {
 			if err := s.SendBytes(context.Background(), []byte("q")); err != nil {
 				t.Fatal(err)

@@ -130,10 +130,34 @@ var errInlineMore = errors.New("more") // never returned to users
 // call InterruptInline when it delivers to a waiting receiver, or closes
 // one, from outside Receive.
 func RecvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan struct{}, shared bool) (v T, ok bool, err error) {
+	return recvWait(ctx, s, ch, done, shared, false)
+}
+
+// RecvWaitOn is RecvWait for a channel that carries the end of the wait
+// itself: the protocol puts a value in ch when the receiver's context
+// closes, and, as a ClosingProtocol, when the socket closes. A plain
+// wait then is one channel receive, with a case for ctx only if it can
+// end.
+func RecvWaitOn[T any](ctx context.Context, s *Socket, ch <-chan T, shared bool) (v T, ok bool, err error) {
+	return recvWait(ctx, s, ch, nil, shared, s.ctxCloser != nil)
+}
+
+func recvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan struct{}, shared, chCloses bool) (v T, ok bool, err error) {
 	ls := &s.lend
 	if ls.unlendable() {
 		// A plain wait, with as few cases as it can: each one costs a
 		// channel lock twice per wait, ~0.2 us of an inproc round trip.
+		if chCloses {
+			if d := ctx.Done(); d == nil {
+				return <-ch, true, nil
+			}
+			select {
+			case v = <-ch:
+				return v, true, nil
+			case <-ctx.Done():
+				return v, false, CtxErr(ctx)
+			}
+		}
 		if done == nil {
 			done = s.closed
 		} else if s.ctxCloser == nil {

@@ -75,7 +75,7 @@ type rctx struct {
 	pipe          *ferry.Pipe  // pipe that took the latest copy; nil while queued
 	deadline.Item              // next resend, when queued in sk.resends
 	waiting       atomic.Int32 // Recv calls waiting
-	replies       chan reply   // capacity 1: the reply, or a cancellation
+	replies       chan reply   // capacity 1: the reply, a cancellation, or the close
 	closedc       chan struct{}
 	closed        bool
 }
@@ -114,7 +114,7 @@ func (k *sock) newCtx() *rctx {
 }
 
 // Closing closes every context as the socket closes: their Recv waits on
-// closedc alone (ferry.ClosingProtocol).
+// replies alone (ferry.ClosingProtocol).
 func (k *sock) Closing() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -412,19 +412,34 @@ func (c *rctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	for {
 		select { // a reply already here wins over a ctx that has also ended
 		case r := <-c.replies:
-			return r.m, r.err
+			return c.got(r)
 		default:
 		}
 		// Waits, or reads the reply on this goroutine (inline reads).
-		r, ok, err := ferry.RecvWait(ctx, k.s, c.replies, c.closedc, false)
+		r, ok, err := ferry.RecvWaitOn(ctx, k.s, c.replies, false)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			return r.m, r.err
+			return c.got(r)
 		}
 	}
 }
+
+// got returns what Recv took from replies. The close stays in replies
+// for any other Recv waiting on c.
+func (c *rctx) got(r reply) (*ferry.Msg, error) {
+	if r == closedReply {
+		select {
+		case c.replies <- r:
+		default:
+		}
+	}
+	return r.m, r.err
+}
+
+// closedReply is put in a context's replies when it closes.
+var closedReply = reply{err: ferry.ErrClosed}
 
 func (c *rctx) Close() {
 	k := c.sk
@@ -442,6 +457,7 @@ func (c *rctx) closeLocked() bool {
 	}
 	c.closed = true
 	c.finish()
+	c.replies <- closedReply // never blocks: finish emptied it, k.mu is held
 	close(c.closedc)
 	delete(c.sk.ctxs, c)
 	return true
