@@ -177,11 +177,13 @@ func recvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 	}
 	ls.rwaiting.Add(1)
 	defer ls.rwaiting.Add(-1)
+	h := hintOf(ctx)
 	if p := s.takeRole(ctx); p != nil {
+		h.settle(p)
 		// Read until something is in ch (for the caller, or, shared, for
 		// anyone), or the wait must end; then give the role up.
 		p.holdRead(ctx, done, func() bool { return len(ch) > 0 })
-		keep := len(ch) > 0 && ctx.Err() == nil && ls.parked.Load() > 0 && keepsRole(ctx)
+		keep := len(ch) > 0 && ctx.Err() == nil && ls.parked.Load() > 0 && h.keeps()
 		p.release(keep)
 		if keep {
 			ls.kept.Add(1)
@@ -197,6 +199,7 @@ func recvWait[T any](ctx context.Context, s *Socket, ch <-chan T, done <-chan st
 		ls.parked.Add(-1)
 		return v, false, nil
 	}
+	h.settle(nil)
 	wch := ch
 	if shared && lp != nil {
 		wch = nil // the holder delivers to itself first
@@ -304,6 +307,7 @@ func (p *Pipe) takeBack() bool {
 type keepHint struct {
 	score int           // +1 a quick request, -keepSlow a slow one, in 0..keepRun
 	max   time.Duration // keepQuick when the worker started
+	judge bool          // the last request was slow: settle judges it
 }
 
 type keepKey struct{}
@@ -326,19 +330,44 @@ func init() { keepQuick.Store(int64(50 * time.Microsecond)) }
 
 func newKeepHint() *keepHint { return &keepHint{max: time.Duration(keepQuick.Load())} }
 
-// keepsRole reports whether ctx carries a keepHint that says so.
-func keepsRole(ctx context.Context) bool {
+// hintOf returns the keepHint ctx carries, if any.
+func hintOf(ctx context.Context) *keepHint {
 	h, _ := ctx.Value(keepKey{}).(*keepHint)
-	return h != nil && h.score >= keepRun/2
+	return h
 }
 
+// keeps reports whether the worker keeps the role while it handles.
+func (h *keepHint) keeps() bool { return h != nil && h.score >= keepRun/2 }
+
 // handled records how long a request took, from its receipt to the
-// worker's return for the next.
+// worker's return for the next. A slow one is judged by settle.
 func (h *keepHint) handled(d time.Duration) {
 	if d > h.max {
-		h.score = max(0, h.score-keepSlow)
+		h.judge = true
 	} else if h.score < keepRun {
 		h.score++
+	}
+}
+
+// settle judges a slow request when the worker is back for the next one:
+// it counts as slow only if it kept someone waiting, that is if input
+// reached the kept pipe p while the worker was away, or if the worker
+// finds the role taken (p nil). A slow request nobody waited for (one
+// requester waiting for each reply, or a stall of this machine between
+// requests) counts for nothing. The worker holds the role: p's buffer
+// is its to look at.
+func (h *keepHint) settle(p *Pipe) {
+	if h == nil || !h.judge {
+		return
+	}
+	h.judged(p == nil || p.sc.br.Buffered() > 0 || p.kernelInput())
+}
+
+// judged settles the slow request: waited says someone waited for it.
+func (h *keepHint) judged(waited bool) {
+	h.judge = false
+	if waited {
+		h.score = max(0, h.score-keepSlow)
 	}
 }
 

@@ -267,6 +267,7 @@ func TestInlineKeepRole(t *testing.T) {
 		echoing = iota
 		together
 		holding
+		sleeping
 	)
 	var mode, inflight atomic.Int32
 	var apart atomic.Bool
@@ -292,6 +293,8 @@ func TestInlineKeepRole(t *testing.T) {
 			case holding:
 				started <- struct{}{}
 				<-hold
+			case sleeping:
+				time.Sleep(6 * time.Millisecond) // slow: over the 5 ms set above
 			}
 			r.Grow(len(q.Body) + 3)
 			r.Body = append(append(r.Body[:0], "re:"...), q.Body...)
@@ -309,6 +312,16 @@ func TestInlineKeepRole(t *testing.T) {
 	if k := ferry.RoleKept(rp); k < 500 {
 		t.Fatalf("the role was kept %d times in 2000 quick requests; want most", k)
 	}
+
+	// Slow requests that nobody waited for (one requester, waiting for
+	// each reply) do not count against keeping it.
+	mode.Store(sleeping)
+	k0 := ferry.RoleKept(rp)
+	roundTrips(t, c, 20)
+	if k := ferry.RoleKept(rp) - k0; k < 15 {
+		t.Fatalf("the role was kept %d times in 20 slow requests with nobody waiting; want most", k)
+	}
+	mode.Store(echoing)
 
 	// Slow handlers: the first request's worker is away with the role
 	// when the other three arrive.
