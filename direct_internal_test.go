@@ -17,21 +17,7 @@ import (
 // the peer read: the rest written by flushRest must complete the frame,
 // and the stream must hold exactly the frames writeNow accepted, in order.
 func TestWriteNowPartial(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := tcpPair(t)
 	a.(*net.TCPConn).SetWriteBuffer(8 << 10)
 	b.(*net.TCPConn).SetReadBuffer(8 << 10)
 	c := newStreamConn(transport.Conn{Conn: a, Framing: wire.TCP}, 5*time.Second)
@@ -99,4 +85,26 @@ func TestWriteNowPartial(t *testing.T) {
 			t.Fatalf("frame %d differs", i)
 		}
 	}
+}
+
+// tcpPair returns both ends of a loopback tcp connection, closed when the
+// test ends.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
 }

@@ -3,7 +3,6 @@
 package ferry
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -15,21 +14,7 @@ import (
 // side without consuming: nothing, a byte, the byte read, the peer gone.
 func TestPeek(t *testing.T) {
 	testutil.NoLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := tcpPair(t)
 	p := &Pipe{sc: newStreamConn(transport.Conn{Conn: b}, 0)}
 	steps := []struct {
 		name        string
