@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -203,6 +204,12 @@ func (p *Pipe) SendDirect(m *Msg) bool {
 	return true
 }
 
+// DirectAt returns the time SendDirect last read the clock for p: after
+// a SendDirect that reported true, when the message went (to within its
+// own run). A protocol that needs the time of the send reads this
+// instead of the clock, which costs ~0.1 us on a VM.
+func (p *Pipe) DirectAt() time.Time { return clock.At(p.lastTx.Load()) }
+
 // flushRest writes what a partial direct write left. p.wmu must be held.
 func (p *Pipe) flushRest() error {
 	if p.dc == nil {
@@ -307,6 +314,9 @@ func (s *Socket) startPipe(c pipeConn, d *Dialer, l *Listener, hs time.Duration)
 	}
 	if dc, ok := c.(directConn); ok && dc.canDirect() {
 		p.dc, p.kick = dc, make(chan struct{}, 1)
+		// Long before any clock reading, even in a testing/synctest
+		// bubble, where Nanos is far below 0: the first send may go direct.
+		p.lastTx.Store(math.MinInt64 / 2)
 	}
 	if sc, ok := c.(*streamConn); ok {
 		p.sc = sc

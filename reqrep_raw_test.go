@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -32,6 +33,50 @@ func rawPeer(t testing.TB, info ferry.ProtocolInfo, addr string) (*ferry.Socket,
 		t.Fatal(err)
 	}
 	return s, fp, l.URL()
+}
+
+// TestReqResendDirect, in virtual time: a request written directly
+// (Pipe.SendDirect; its resend time taken from the write, Pipe.DirectAt)
+// or through the queue is sent again exactly ResendTime later.
+func TestReqResendDirect(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const resend = 10 * time.Second
+				rq, _ := req.New(ferry.SocketConfig{ResendTime: resend})
+				defer rq.Close()
+				a, fa, ua := rawPeer(t, rawRep, "inproc://resend-direct")
+				defer a.Close()
+				ctx := context.Background()
+				send := func() {
+					if err := rq.SendBytes(ctx, []byte("ping")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !direct {
+					send() // no pipe yet: queued
+				}
+				if _, err := rq.Dial(ctx, ua); err != nil {
+					t.Fatal(err)
+				}
+				if direct {
+					synctest.Wait() // the pipe is admitted: the send goes direct
+					send()
+				}
+				first, _ := fa.Recv(ctx)
+				start := time.Now()
+				again, _ := fa.Recv(ctx)
+				if waited := time.Since(start); waited != resend {
+					t.Fatalf("resent after %v, want %v", waited, resend)
+				}
+				if got := rq.Stats().MsgsDirect > 0; got != direct {
+					t.Fatalf("sent directly: %v, want %v", got, direct)
+				}
+				first.Free()
+				again.Free()
+			})
+		})
+	}
 }
 
 // TestReqResend, in virtual time: a request nobody answers is sent again

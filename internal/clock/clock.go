@@ -16,3 +16,6 @@ func Now() time.Time { return epoch.Add(time.Since(epoch)) }
 
 // Nanos is the monotonic time in ns since the process started, never 0.
 func Nanos() int64 { return int64(time.Since(epoch)) + 1 }
+
+// At returns the time Nanos returned n at, as Now would have then.
+func At(n int64) time.Time { return epoch.Add(time.Duration(n - 1)) }

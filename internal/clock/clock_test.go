@@ -14,6 +14,14 @@ func TestNowFollowsTime(t *testing.T) {
 			t.Fatalf("clock.Now %v not within [%v, %v]", b, a, c)
 		}
 	}
+	for range 100 {
+		a := time.Now()
+		b := At(Nanos())
+		c := time.Now()
+		if b.Before(a) || b.After(c) {
+			t.Fatalf("clock.At(Nanos()) %v not within [%v, %v]", b, a, c)
+		}
+	}
 	n0 := Nanos()
 	time.Sleep(time.Millisecond)
 	if d := Nanos() - n0; d < int64(time.Millisecond) {

@@ -347,7 +347,10 @@ func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
 	k.mu.Unlock()
 
 	var err error
-	if pp == nil || !pp.SendDirect(cp) {
+	var sent time.Time
+	if pp != nil && pp.SendDirect(cp) {
+		sent = pp.DirectAt()
+	} else {
 		err = enqueue(ctx, k, c, cp)
 	}
 
@@ -368,7 +371,10 @@ func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
 	}
 	c.req = m
 	if k.resendTime > 0 {
-		now := clock.Now()
+		now := sent
+		if now.IsZero() {
+			now = clock.Now()
+		}
 		k.resends.Set(c, now.Add(k.resendTime))
 		if first, _ := k.resends.First(); first == c {
 			k.resends.Arm(now)
