@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/testutil"
@@ -140,5 +142,88 @@ func contextRecv(send bool) func(t *testing.T, s *ferry.Socket, n int) []func(co
 			}
 		}
 		return fs
+	}
+}
+
+// TestDroppedContextsCollected: contexts dropped without Close are still
+// collected, though the socket lists its open contexts to close them
+// with it (the pond class: a queue that keeps references to finished
+// work). 50,000 dropped contexts (~17 MB if kept) may leave at most the
+// list's own growth behind.
+func TestDroppedContextsCollected(t *testing.T) {
+	testutil.NoLeaks(t)
+	for _, tc := range []struct {
+		name string
+		mk   newSock
+	}{{"req", req.New}, {"rep", rep.New}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := tc.mk(ferry.SocketConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const n = 50000
+			open := func() {
+				for range n {
+					if _, err := s.OpenContext(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			open() // the list at its largest, before measuring
+			before := testutil.HeapInUse()
+			open()
+			after := testutil.HeapInUse()
+			for range 50 { // cleanups run after collection, on their own goroutine
+				if after < before+(4<<20) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+				after = testutil.HeapInUse()
+			}
+			if grew := int64(after) - int64(before); grew > 4<<20 {
+				t.Fatalf("heap grew %d KiB after %d contexts were dropped", grew>>10, n)
+			}
+		})
+		// The list and its cleanups must not keep a closed socket alive:
+		// sockets with contexts open, closed and dropped, are collected.
+		t.Run(tc.name+"/closed sockets", func(t *testing.T) {
+			var wps []weak.Pointer[ferry.Socket]
+			for i := range 100 {
+				s, err := tc.mk(ferry.SocketConfig{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := s.OpenContext()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i%2 == 0 {
+					c.Close()
+				}
+				if _, err := s.OpenContext(); err != nil { // dropped open
+					t.Fatal(err)
+				}
+				s.Close()
+				wps = append(wps, weak.Make(s))
+			}
+			alive := len(wps)
+			for range 50 {
+				runtime.GC()
+				alive = 0
+				for _, wp := range wps {
+					if wp.Value() != nil {
+						alive++
+					}
+				}
+				if alive == 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if alive > 0 {
+				t.Fatalf("%d of %d closed and dropped sockets still alive", alive, len(wps))
+			}
+		})
 	}
 }

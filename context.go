@@ -26,10 +26,11 @@ type ProtoContext interface {
 // each), may be opened and closed at any rate from any goroutine, and are
 // safe for concurrent use, though each is meant to carry one conversation
 // at a time. Closing a context, or its socket, ends its pending
-// operations with ErrClosed. Close every context you open: REQ, REP and
-// RESPONDENT sockets keep their open contexts listed, to close them when
-// the socket closes, so one never closed stays in memory until then (as
-// an NNG context does until nng_ctx_close).
+// operations with ErrClosed. Close every context you open; one dropped
+// without Close is collected all the same (REQ, REP and RESPONDENT list
+// their open contexts, to close them with the socket, by weak pointer),
+// but a REQ context dropped with a request outstanding resends it until
+// the socket closes, as an NNG context does until nng_ctx_close.
 type Context struct {
 	s  *Socket
 	pc ProtoContext

@@ -20,8 +20,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
@@ -41,7 +43,9 @@ type sock struct {
 
 	mu    sync.Mutex             // guards pipes and ctxs
 	pipes map[uint32]*ferry.Pipe // by id, for raw sends
-	ctxs  map[*pctx]struct{}     // open contexts (def too), closed by Closing
+	// opened contexts, closed by Closing (with def); weak, so that one
+	// its user dropped without closing is still collected (see OpenContext)
+	ctxs map[weak.Pointer[pctx]]struct{}
 }
 
 // pctx is a context: the backtrace and pipe of its pending request.
@@ -53,6 +57,8 @@ type pctx struct {
 	pipe    *ferry.Pipe // nil when no request is pending
 	closed  bool
 	closedc chan struct{}
+	wp      weak.Pointer[pctx] // its key in sk.ctxs, if listed
+	cleanup runtime.Cleanup    // unlists it if collected unclosed
 	// recvc, if set (RecvStop), is what Recv waits on instead of
 	// closedc: closed by Close and by the function RecvStop returned.
 	recvc       atomic.Pointer[chan struct{}]
@@ -69,23 +75,33 @@ func (k *sock) Init(s *ferry.Socket) {
 	k.maxTTL = cfg.MaxTTL
 	k.qlen = cfg.SendQueueLen
 	k.recvq = make(chan *ferry.Msg, cfg.RecvQueueLen)
-	k.ctxs = make(map[*pctx]struct{})
-	k.def = k.newCtx()
+	k.ctxs = make(map[weak.Pointer[pctx]]struct{})
+	k.def = k.newCtx() // as long-lived as k: not listed, Closing closes it
 }
 
-func (k *sock) newCtx() *pctx {
-	c := &pctx{sk: k, closedc: make(chan struct{})}
+func (k *sock) newCtx() *pctx { return &pctx{sk: k, closedc: make(chan struct{})} }
+
+// forget unlists a context collected without being closed.
+func (k *sock) forget(wp weak.Pointer[pctx]) {
 	k.mu.Lock()
-	k.ctxs[c] = struct{}{}
+	delete(k.ctxs, wp)
 	k.mu.Unlock()
-	return c
 }
 
 func (k *sock) OpenContext() (ferry.ProtoContext, error) {
 	if k.raw {
 		return nil, ferry.ErrNotSupported
 	}
-	return k.newCtx(), nil
+	// Listed for Closing, weakly; a cleanup unlists it if its user drops
+	// it unclosed. The cleanup (k.forget, k) must not reach c: k holds
+	// no opened context.
+	c := k.newCtx()
+	c.wp = weak.Make(c)
+	k.mu.Lock()
+	k.ctxs[c.wp] = struct{}{}
+	k.mu.Unlock()
+	c.cleanup = runtime.AddCleanup(c, k.forget, c.wp)
+	return c, nil
 }
 
 // Closing closes every context as the socket closes: their Recv waits on
@@ -93,13 +109,16 @@ func (k *sock) OpenContext() (ferry.ProtoContext, error) {
 func (k *sock) Closing() {
 	k.mu.Lock()
 	ctxs := make([]*pctx, 0, len(k.ctxs))
-	for c := range k.ctxs {
-		ctxs = append(ctxs, c)
+	for wp := range k.ctxs {
+		if c := wp.Value(); c != nil {
+			ctxs = append(ctxs, c)
+		}
 	}
 	k.mu.Unlock()
 	for _, c := range ctxs {
 		c.Close()
 	}
+	k.def.Close()
 }
 
 // AddPipe gives each pipe its own queue: replies go back on the pipe their
@@ -329,8 +348,11 @@ func (c *pctx) Close() {
 		return
 	}
 	k := c.sk
-	k.mu.Lock()
-	delete(k.ctxs, c)
-	k.mu.Unlock()
+	if c != k.def {
+		k.mu.Lock()
+		delete(k.ctxs, c.wp)
+		k.mu.Unlock()
+		c.cleanup.Stop()
+	}
 	k.s.InterruptInline() // its Recv may be reading
 }

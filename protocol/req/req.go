@@ -26,10 +26,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/backtrace"
@@ -64,7 +66,9 @@ type sock struct {
 	resends deadline.Queue[*rctx] // outstanding requests by next resend time
 	closed  bool
 	def     *rctx
-	ctxs    map[*rctx]struct{} // open contexts (def too), closed by Closing
+	// opened contexts, closed by Closing (with def); weak, so that one
+	// its user dropped without closing is still collected (see listCtx)
+	ctxs map[weak.Pointer[rctx]]struct{}
 }
 
 // rctx is one context's state. Its fields are guarded by sock.mu.
@@ -77,6 +81,8 @@ type rctx struct {
 	waiting       atomic.Int32 // Recv calls waiting
 	replies       chan reply   // capacity 1: the reply, a cancellation, or the close
 	closedc       chan struct{}
+	wp            weak.Pointer[rctx] // its key in sk.ctxs, if listed
+	cleanup       runtime.Cleanup    // unlists it if collected unclosed
 	closed        bool
 }
 
@@ -99,18 +105,32 @@ func (k *sock) Init(s *ferry.Socket) {
 		k.rawq = make(chan *ferry.Msg, cfg.RecvQueueLen)
 	}
 	k.reqs = make(map[uint32]*rctx)
-	k.ctxs = make(map[*rctx]struct{})
+	k.ctxs = make(map[weak.Pointer[rctx]]struct{})
 	k.nextID = rand.Uint32()
 	k.resends.Init(k.fire)
-	k.def = k.newCtx()
+	k.def = k.newCtx() // as long-lived as k: not listed, Closing closes it
 }
 
-// newCtx makes and registers a context. k.mu must be held (or k not
-// shared yet).
 func (k *sock) newCtx() *rctx {
-	c := &rctx{sk: k, replies: make(chan reply, 1), closedc: make(chan struct{})}
-	k.ctxs[c] = struct{}{}
+	return &rctx{sk: k, replies: make(chan reply, 1), closedc: make(chan struct{})}
+}
+
+// listCtx lists an opened context for Closing. k.mu must be held. The
+// list holds it weakly and a cleanup unlists it if its user drops it
+// unclosed; the cleanup (k.forget, k) must not reach c, and k holds c
+// only while a request of c's is outstanding (reqs, resends).
+func (k *sock) listCtx(c *rctx) *rctx {
+	c.wp = weak.Make(c)
+	k.ctxs[c.wp] = struct{}{}
+	c.cleanup = runtime.AddCleanup(c, k.forget, c.wp)
 	return c
+}
+
+// forget unlists a context collected without being closed.
+func (k *sock) forget(wp weak.Pointer[rctx]) {
+	k.mu.Lock()
+	delete(k.ctxs, wp)
+	k.mu.Unlock()
 }
 
 // Closing closes every context as the socket closes: their Recv waits on
@@ -118,9 +138,12 @@ func (k *sock) newCtx() *rctx {
 func (k *sock) Closing() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for c := range k.ctxs {
-		c.closeLocked()
+	for wp := range k.ctxs {
+		if c := wp.Value(); c != nil {
+			c.closeLocked()
+		}
 	}
+	k.def.closeLocked()
 	k.s.InterruptInline()
 }
 
@@ -133,7 +156,7 @@ func (k *sock) OpenContext() (ferry.ProtoContext, error) {
 	if k.closed {
 		return nil, ferry.ErrClosed
 	}
-	return k.newCtx(), nil
+	return k.listCtx(k.newCtx()), nil
 }
 
 func (k *sock) AddPipe(p *ferry.Pipe) error {
@@ -465,7 +488,10 @@ func (c *rctx) closeLocked() bool {
 	c.finish()
 	c.replies <- closedReply // never blocks: finish emptied it, k.mu is held
 	close(c.closedc)
-	delete(c.sk.ctxs, c)
+	if c != c.sk.def {
+		delete(c.sk.ctxs, c.wp)
+		c.cleanup.Stop()
+	}
 	return true
 }
 
