@@ -207,6 +207,13 @@ func (d *Dialer) connect(ctx context.Context) (*Pipe, error) {
 	case <-p.ready:
 		return p, nil
 	case <-p.done:
+		// Admitted and closed at once (a PAIR peer refusing a second
+		// pipe): both may be ready by now; admitted, the dial succeeded.
+		select {
+		case <-p.ready:
+			return p, nil
+		default:
+		}
 		return nil, p.closeErr()
 	}
 }
