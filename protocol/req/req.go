@@ -137,14 +137,14 @@ func (k *sock) forget(wp weak.Pointer[rctx]) {
 // replies alone (ferry.ClosingProtocol).
 func (k *sock) Closing() {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	for wp := range k.ctxs {
 		if c := wp.Value(); c != nil {
 			c.closeLocked()
 		}
 	}
 	k.def.closeLocked()
-	k.s.InterruptInline()
+	k.mu.Unlock()
+	k.s.InterruptInline() // a Recv may be reading
 }
 
 func (k *sock) OpenContext() (ferry.ProtoContext, error) {
@@ -473,8 +473,9 @@ var closedReply = reply{err: ferry.ErrClosed}
 func (c *rctx) Close() {
 	k := c.sk
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if c.closeLocked() {
+	closed := c.closeLocked()
+	k.mu.Unlock()
+	if closed {
 		k.s.InterruptInline() // its Recv may be reading
 	}
 }
