@@ -242,6 +242,13 @@ func (ls *lendState) unlendable() bool {
 	return ls.streams.Load() == 0 && ls.lendp.Load() == nil
 }
 
+// ReadsInline reports whether a RecvWait on s may read a pipe itself
+// (s has a tcp or ipc pipe, or one still lent). When it reports false a
+// protocol may have its receivers wait in their own way (QueueWatcher);
+// a wait begun so stays a plain wait if s gains such a pipe meanwhile,
+// served by the pipe's reader.
+func (s *Socket) ReadsInline() bool { return !s.lend.unlendable() }
+
 // InterruptInline makes a receiver reading on s's pipe stop and look
 // again. For protocols that deliver to, or close, a waiting receiver
 // from outside Receive.

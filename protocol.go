@@ -52,6 +52,18 @@ type ClosingProtocol interface {
 	Closing()
 }
 
+// A QueueWatcher is a protocol whose receivers may wait somewhere other
+// than the queue Deliver fills: each idle receiver on a channel of its
+// own, which the protocol's Receive hands a message to directly (a plain
+// channel receive is the cheapest wait there is). Deliver calls Queued
+// after it put a message in q by any path the protocol's Receive did
+// not see through (a full queue's wait, or a delivery deferred to a
+// pipe's reader), so that the protocol can pass what is in q to
+// receivers that went idle meanwhile.
+type QueueWatcher interface {
+	Queued(q chan<- *Msg)
+}
+
 // CopySender is implemented by protocols that can send a small message by
 // copying it into a pipe's copy buffer (Pipe.SendCopy) when that keeps
 // order and waits for nothing. Socket.Send and SendBytes (not contexts)
@@ -75,6 +87,7 @@ func (s *Socket) Proto() any { return s.proto }
 func Deliver(p *Pipe, q chan<- *Msg, m *Msg) {
 	select { // fast path: one channel, no select locking
 	case q <- m:
+		p.s.queued(q)
 		return
 	default:
 	}
@@ -88,10 +101,18 @@ func Deliver(p *Pipe, q chan<- *Msg, m *Msg) {
 	}
 	select {
 	case q <- m:
+		p.s.queued(q)
 	case <-p.closing:
 		recycle(m)
 	case <-p.s.closed:
 		recycle(m)
+	}
+}
+
+// queued tells a QueueWatcher protocol that Deliver put a message in q.
+func (s *Socket) queued(q chan<- *Msg) {
+	if s.qwatch != nil {
+		s.qwatch.Queued(q)
 	}
 }
 

@@ -37,6 +37,7 @@ type Socket struct {
 	// ctxCloser: proto closes its contexts when the socket closes, so a
 	// wait on a context's close channel needs no case for the socket's.
 	ctxCloser ClosingProtocol
+	qwatch    QueueWatcher // proto, if it watches its queues (Deliver)
 	// wokeWriter: a copied send was refused because the pipe's writer
 	// was waiting, so the send that follows wakes it (see yieldToWriter).
 	wokeWriter atomic.Bool
@@ -88,6 +89,7 @@ func NewSocket(proto Protocol, cfg SocketConfig) (*Socket, error) {
 	s.nextID.Store(rand.Uint32() & 0x7fffffff)
 	s.copier, _ = proto.(CopySender)
 	s.ctxCloser, _ = proto.(ClosingProtocol)
+	s.qwatch, _ = proto.(QueueWatcher)
 	proto.Init(s)
 	if cr, ok := proto.(CopyReceiver); ok {
 		s.cq = cr.CopyQueue()

@@ -46,6 +46,13 @@ type sock struct {
 	// opened contexts, closed by Closing (with def); weak, so that one
 	// its user dropped without closing is still collected (see OpenContext)
 	ctxs map[weak.Pointer[pctx]]struct{}
+
+	// Idle receivers: contexts waiting on their inbox (see waitIdle),
+	// handed requests last in, first out. Under imu; nidle is len(idle),
+	// read without the lock.
+	imu   sync.Mutex
+	idle  []*pctx
+	nidle atomic.Int32
 }
 
 // pctx is a context: the backtrace and pipe of its pending request.
@@ -63,6 +70,11 @@ type pctx struct {
 	// closedc: closed by Close and by the function RecvStop returned.
 	recvc       atomic.Pointer[chan struct{}]
 	recvStopped bool
+	// inbox: a request handed to c while it waits idle, or nil that ends
+	// the wait (c stopped or closed). Capacity 1: only an idle c is sent
+	// to, and it is taken off the idle list as it is.
+	inbox chan *ferry.Msg
+	idx   int // c's index in sk.idle, -1 if not idle; under sk.imu
 }
 
 func (k *sock) Info() ferry.ProtocolInfo { return k.info }
@@ -79,7 +91,9 @@ func (k *sock) Init(s *ferry.Socket) {
 	k.def = k.newCtx() // as long-lived as k: not listed, Closing closes it
 }
 
-func (k *sock) newCtx() *pctx { return &pctx{sk: k, closedc: make(chan struct{})} }
+func (k *sock) newCtx() *pctx {
+	return &pctx{sk: k, closedc: make(chan struct{}), inbox: make(chan *ferry.Msg, 1), idx: -1}
+}
 
 // forget unlists a context collected without being closed.
 func (k *sock) forget(wp weak.Pointer[pctx]) {
@@ -162,7 +176,57 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 	} else {
 		m.Header, m.Body = m.Body[:n], m.Body[n:]
 	}
-	ferry.Deliver(p, k.recvq, m)
+	if k.nidle.Load() > 0 && k.handIdle(m) {
+		return
+	}
+	ferry.Deliver(p, k.recvq, m) // which calls Queued
+}
+
+// handIdle hands m to the context that went idle last, if any.
+func (k *sock) handIdle(m *ferry.Msg) bool {
+	k.imu.Lock()
+	defer k.imu.Unlock()
+	n := len(k.idle)
+	if n == 0 {
+		return false
+	}
+	c := k.idle[n-1]
+	k.unlist(c)
+	c.inbox <- m // never blocks: an idle c's inbox is empty
+	return true
+}
+
+// Queued passes what Deliver put in the queue to contexts that went idle
+// meanwhile (ferry.QueueWatcher). A context lists itself idle only after
+// finding the queue empty, and Deliver calls Queued after its put: one
+// of the two sees the other.
+func (k *sock) Queued(chan<- *ferry.Msg) {
+	if k.nidle.Load() == 0 {
+		return
+	}
+	k.imu.Lock()
+	defer k.imu.Unlock()
+	for len(k.idle) > 0 {
+		select {
+		case m := <-k.recvq:
+			c := k.idle[len(k.idle)-1]
+			k.unlist(c)
+			c.inbox <- m
+		default:
+			return
+		}
+	}
+}
+
+// unlist takes c off the idle list. Under imu.
+func (k *sock) unlist(c *pctx) {
+	n := len(k.idle) - 1
+	last := k.idle[n]
+	k.idle[c.idx], last.idx = last, c.idx
+	k.idle[n] = nil
+	k.idle = k.idle[:n]
+	c.idx = -1
+	k.nidle.Add(-1)
 }
 
 func (k *sock) Send(ctx context.Context, m *ferry.Msg) error {
@@ -214,6 +278,16 @@ func (c *pctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 		select {
 		case m = <-k.recvq:
 		default:
+			if !k.s.ReadsInline() {
+				v, idle, err := c.waitIdle(ctx, done)
+				if err != nil {
+					return nil, err
+				}
+				if idle {
+					m = v // nil: stopped or closed, which the loop sees
+					continue
+				}
+			}
 			// Waits, or reads requests on this goroutine (inline reads).
 			v, _, err := ferry.RecvWait(ctx, k.s, k.recvq, done, true)
 			if err != nil {
@@ -228,7 +302,9 @@ func (c *pctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		ferry.RecycleMsg(m)
+		if !k.handIdle(m) { // one handed to c as it closed goes on if it can
+			ferry.RecycleMsg(m)
+		}
 		return nil, ferry.ErrClosed
 	}
 	c.btLen = copy(c.bt[:], m.Header)
@@ -236,6 +312,73 @@ func (c *pctx) Recv(ctx context.Context) (*ferry.Msg, error) {
 	c.mu.Unlock()
 	m.Header = m.Header[:0]
 	return m, nil
+}
+
+// waitIdle is Recv's wait on a socket no receiver reads inline: c lists
+// itself idle and waits on its inbox, where Receive hands it the next
+// request (with a ctx that cannot end, one plain channel receive: the
+// cheapest wait there is; a select over the shared queue and c's close
+// cost a channel lock more each way, ~0.3 us of an inproc round trip).
+// idle false: c could not wait so (another Recv on c is idle already);
+// the caller waits as before. A nil message with idle true: look again
+// (a request was queued, or c stopped or closed).
+func (c *pctx) waitIdle(ctx context.Context, done <-chan struct{}) (m *ferry.Msg, idle bool, err error) {
+	k := c.sk
+	k.imu.Lock()
+	if c.idx >= 0 {
+		k.imu.Unlock()
+		return nil, false, nil
+	}
+	select {
+	case <-done: // a stop or close before this lock found c not idle
+		k.imu.Unlock()
+		return nil, true, ferry.ErrClosed
+	default:
+	}
+	c.idx = len(k.idle)
+	k.idle = append(k.idle, c)
+	k.nidle.Add(1)
+	select { // after listing: a Deliver before it is seen here, one after calls Queued
+	case m = <-k.recvq:
+		k.unlist(c)
+		k.imu.Unlock()
+		return m, true, nil
+	default:
+	}
+	k.imu.Unlock()
+	if ctx.Done() == nil {
+		return <-c.inbox, true, nil
+	}
+	select {
+	case m = <-c.inbox:
+		return m, true, nil
+	case <-ctx.Done():
+	}
+	k.imu.Lock()
+	if c.idx >= 0 {
+		k.unlist(c)
+		k.imu.Unlock()
+		return nil, true, ferry.CtxErr(ctx)
+	}
+	k.imu.Unlock()
+	// Taken off the list meanwhile: handed a request, which wins over
+	// the ctx's end, or told to stop. Either is in the inbox already.
+	m = <-c.inbox
+	if m == nil {
+		return nil, true, ferry.CtxErr(ctx)
+	}
+	return m, true, nil
+}
+
+// wakeIdle ends c's idle wait, if it has one: after c's stop or close.
+func (c *pctx) wakeIdle() {
+	k := c.sk
+	k.imu.Lock()
+	if c.idx >= 0 {
+		k.unlist(c)
+		c.inbox <- nil
+	}
+	k.imu.Unlock()
 }
 
 func (c *pctx) Send(ctx context.Context, m *ferry.Msg) error {
@@ -323,6 +466,7 @@ func (c *pctx) stopRecv() {
 	c.mu.Lock()
 	c.closeRecvLocked()
 	c.mu.Unlock()
+	c.wakeIdle()
 	c.sk.s.InterruptInline() // its Recv may be reading
 }
 
@@ -347,6 +491,7 @@ func (c *pctx) Close() {
 	if was {
 		return
 	}
+	c.wakeIdle()
 	k := c.sk
 	if c != k.def {
 		k.mu.Lock()
