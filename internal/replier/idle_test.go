@@ -248,3 +248,54 @@ func TestIdleQueued(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestIdleThenStream: workers idle on a socket with no pipe yet, then a
+// tcp pipe arrives, whose requests are read inline (the socket now
+// lends its reads): the idle workers are handed one request each by the
+// pipe's reader and then wait the lent way; every request is answered
+// and Serve stops.
+func TestIdleThenStream(t *testing.T) {
+	testutil.NoLeaks(t)
+	rp, k := newRep(t, ferry.SocketConfig{})
+	l, err := rp.Listen(testutil.Addr(t, "tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	stop := serveEcho(t, rp, workers, nil)
+	defer stop()
+	waitIdleCount(t, k, workers)
+	rq, err := req.New(ferry.SocketConfig{ResendTime: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rq.Close()
+	ctx := testutil.Ctx(t, 20*time.Second)
+	if _, err := rq.Dial(ctx, l.URL()); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		c, err := rq.OpenContext()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer c.Close()
+			for i := range 100 {
+				want := fmt.Sprint(i)
+				if err := c.SendBytes(ctx, []byte(want)); err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := c.RecvBytes(ctx, nil)
+				if err != nil || string(got) != want {
+					t.Errorf("reply %d = %q, %v", i, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitIdleCount(t, k, 0) // each was handed a request and then waited the lent way
+}
