@@ -48,6 +48,50 @@ func serveEcho(t *testing.T, s *ferry.Socket, workers int, h func()) (stop func(
 	}
 }
 
+// dialReq returns a REQ socket, resends off, dialed to url; closed when
+// the test ends.
+func dialReq(t *testing.T, ctx context.Context, url string) *ferry.Socket {
+	t.Helper()
+	rq, err := req.New(ferry.SocketConfig{ResendTime: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rq.Close() })
+	if _, err := rq.Dial(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	return rq
+}
+
+// exchange runs contexts contexts on rq at once, each sending rounds
+// requests one at a time and checking each echo.
+func exchange(t *testing.T, ctx context.Context, rq *ferry.Socket, contexts, rounds int) {
+	var wg sync.WaitGroup
+	for range contexts {
+		c, err := rq.OpenContext()
+		if err != nil {
+			t.Error(err) // not Fatal: exchange may run off the test's goroutine
+			break
+		}
+		wg.Go(func() {
+			defer c.Close()
+			for i := range rounds {
+				want := fmt.Sprint(i)
+				if err := c.SendBytes(ctx, []byte(want)); err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := c.RecvBytes(ctx, nil)
+				if err != nil || string(got) != want {
+					t.Errorf("reply %d = %q, %v", i, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // waitIdleCount waits until k lists n contexts idle.
 func waitIdleCount(t *testing.T, k *sock, n int) {
 	t.Helper()
@@ -76,15 +120,8 @@ func TestIdleHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rq, err := req.New(ferry.SocketConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rq.Close()
 	ctx := testutil.Ctx(t, 10*time.Second)
-	if _, err := rq.Dial(ctx, l.URL()); err != nil {
-		t.Fatal(err)
-	}
+	rq := dialReq(t, ctx, l.URL())
 	const workers = 4
 	stop := serveEcho(t, rp, workers, nil)
 	waitIdleCount(t, k, workers)
@@ -158,14 +195,8 @@ func TestIdleQueued(t *testing.T) {
 	}
 
 	// Deliver's own put, with a context idle: as a deferred delivery.
-	rq0, err := req.New(ferry.SocketConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rq0.Close()
-	if _, err := rq0.Dial(testutil.Ctx(t, 5*time.Second), l.URL()); err != nil {
-		t.Fatal(err)
-	}
+	ctx := testutil.Ctx(t, 20*time.Second)
+	dialReq(t, ctx, l.URL())
 	var p *ferry.Pipe
 	for p == nil {
 		k.mu.Lock()
@@ -212,39 +243,10 @@ func TestIdleQueued(t *testing.T) {
 		}
 	})
 	defer stop()
-	ctx := testutil.Ctx(t, 20*time.Second)
-	const requesters, contexts, rounds = 4, 8, 150
 	var wg sync.WaitGroup
-	for range requesters {
-		rq, err := req.New(ferry.SocketConfig{ResendTime: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rq.Close()
-		if _, err := rq.Dial(ctx, l.URL()); err != nil {
-			t.Fatal(err)
-		}
-		for range contexts {
-			c, err := rq.OpenContext()
-			if err != nil {
-				t.Fatal(err)
-			}
-			wg.Go(func() {
-				defer c.Close()
-				for i := range rounds {
-					want := fmt.Sprint(i)
-					if err := c.SendBytes(ctx, []byte(want)); err != nil {
-						t.Error(err)
-						return
-					}
-					got, err := c.RecvBytes(ctx, nil)
-					if err != nil || string(got) != want {
-						t.Errorf("reply %d = %q, %v", i, got, err)
-						return
-					}
-				}
-			})
-		}
+	for range 4 {
+		rq := dialReq(t, ctx, l.URL())
+		wg.Go(func() { exchange(t, ctx, rq, 8, 150) })
 	}
 	wg.Wait()
 }
@@ -265,37 +267,7 @@ func TestIdleThenStream(t *testing.T) {
 	stop := serveEcho(t, rp, workers, nil)
 	defer stop()
 	waitIdleCount(t, k, workers)
-	rq, err := req.New(ferry.SocketConfig{ResendTime: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rq.Close()
 	ctx := testutil.Ctx(t, 20*time.Second)
-	if _, err := rq.Dial(ctx, l.URL()); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 8 {
-		c, err := rq.OpenContext()
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() {
-			defer c.Close()
-			for i := range 100 {
-				want := fmt.Sprint(i)
-				if err := c.SendBytes(ctx, []byte(want)); err != nil {
-					t.Error(err)
-					return
-				}
-				got, err := c.RecvBytes(ctx, nil)
-				if err != nil || string(got) != want {
-					t.Errorf("reply %d = %q, %v", i, got, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	exchange(t, ctx, dialReq(t, ctx, l.URL()), 8, 100)
 	waitIdleCount(t, k, 0) // each was handed a request and then waited the lent way
 }

@@ -186,14 +186,19 @@ func (k *sock) Receive(p *ferry.Pipe, m *ferry.Msg) {
 func (k *sock) handIdle(m *ferry.Msg) bool {
 	k.imu.Lock()
 	defer k.imu.Unlock()
-	n := len(k.idle)
-	if n == 0 {
+	if len(k.idle) == 0 {
 		return false
 	}
-	c := k.idle[n-1]
+	k.handLast(m)
+	return true
+}
+
+// handLast hands m to the last context listed idle. Under imu, with one
+// listed.
+func (k *sock) handLast(m *ferry.Msg) {
+	c := k.idle[len(k.idle)-1]
 	k.unlist(c)
 	c.inbox <- m // never blocks: an idle c's inbox is empty
-	return true
 }
 
 // Queued passes what Deliver put in the queue to contexts that went idle
@@ -209,9 +214,7 @@ func (k *sock) Queued(chan<- *ferry.Msg) {
 	for len(k.idle) > 0 {
 		select {
 		case m := <-k.recvq:
-			c := k.idle[len(k.idle)-1]
-			k.unlist(c)
-			c.inbox <- m
+			k.handLast(m)
 		default:
 			return
 		}
