@@ -139,10 +139,16 @@ func TestPairRefusesSecondPeer(t *testing.T) {
 			waitFor(t, "the listener to admit the first peer", func() bool { return ls.Stats().PipesOpen == 1 })
 			second, _ := pair1.New(ferry.SocketConfig{})
 			defer second.Close()
-			// The dialer's side completes (its own protocol admits the
-			// pipe) and the listener closes it at once, as NNG does; the
-			// dialer then keeps retrying with back-off.
-			if _, err := second.Dial(ctx, l.URL()); err != nil {
+			// The listener closes the second pipe at once, as NNG does; the
+			// dialer keeps retrying with back-off. In the background: a
+			// first attempt may end before the dialer's own side admitted
+			// the pipe (inproc's handshake is that quick, under load), and
+			// a foreground Dial would then report it.
+			d, err := second.NewDialer(l.URL(), ferry.DialerConfig{Background: true})
+			if err == nil {
+				err = d.Start(ctx)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "the refusal", func() bool { return ls.Stats().CloseReasons[ferry.ReasonRefused] >= 1 })
