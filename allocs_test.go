@@ -26,9 +26,9 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Skip("-race: sync.Pool drops items on purpose; run without -race (.ci/run does)")
 	}
 	testutil.NoLeaks(t)
-	const limit = 0.05
+	const limit, warm = 0.05, 500
 	perMsg := func(n int, f func()) float64 {
-		for range 500 { // warm: queues, batch slices and pools reach their size
+		for range warm { // warm: queues, batch slices and pools reach their size
 			f()
 		}
 		var a, b runtime.MemStats
@@ -73,35 +73,49 @@ func TestSteadyStateAllocs(t *testing.T) {
 			}
 		})
 	}
-	t.Run("stream", func(t *testing.T) {
-		ls, ds := connect(t, "tcp", pair1.New, ferry.SocketConfig{})
-		const n = 20000
-		got := make(chan float64, 1)
-		go func() {
-			var m ferry.Msg
-			defer m.Free()
-			for range n + 1 {
-				if ls.RecvMsg(ctx, &m) != nil {
-					break
+	streams := []struct {
+		name   string
+		size   int
+		shared bool // SetBodyShared instead of SetBody
+	}{
+		{"stream", 64, false},
+		{"shared stream 64 KiB", 64 << 10, true},
+	}
+	for _, sc := range streams {
+		t.Run(sc.name, func(t *testing.T) {
+			ls, ds := connect(t, "tcp", pair1.New, ferry.SocketConfig{})
+			n := 20000 * 64 / max(64, sc.size/16)
+			got := make(chan float64, 1)
+			go func() {
+				var m ferry.Msg
+				defer m.Free()
+				for range warm + n { // all of them: a sender that fills the queues would wait
+					if ls.RecvMsg(ctx, &m) != nil {
+						break
+					}
 				}
-			}
-			got <- 0
-		}()
-		m := ferry.NewMsg(64)
-		defer m.Free()
-		payload := make([]byte, 64)
-		per := perMsg(n, func() {
-			m.SetBody(payload)
-			if err := ds.Send(ctx, m); err != nil {
-				t.Fatal(err)
+				got <- 0
+			}()
+			m := ferry.NewMsg(sc.size)
+			defer m.Free()
+			payload := make([]byte, sc.size)
+			per := perMsg(n, func() {
+				if sc.shared {
+					m.SetBodyShared(payload)
+				} else {
+					m.SetBody(payload)
+				}
+				if err := ds.Send(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			})
+			<-got
+			t.Logf("PAIR1 %s: %.4f allocs per message", sc.name, per)
+			if per > 2*limit {
+				t.Errorf("a PAIR1 %s allocates %.4f per message", sc.name, per)
 			}
 		})
-		<-got
-		t.Logf("PAIR1 stream: %.4f allocs per message", per)
-		if per > 2*limit {
-			t.Errorf("a PAIR1 stream allocates %.4f per message", per)
-		}
-	})
+	}
 	t.Run("reqrep", func(t *testing.T) {
 		srv, cli := connectWith(t, "tcp", rep.New, req.New, ferry.SocketConfig{})
 		sctx, stop := context.WithCancel(ctx)

@@ -206,11 +206,39 @@ func (m *Msg) SetBody(b []byte) {
 	m.Body = append(m.Body[:0], b...)
 }
 
-// Reset empties header and body, keeping the storage.
+// SetBodyShared makes b the body without copying it. b is lent, not
+// handed over: ferry only reads it, never writes to it, and never passes
+// it to a receiver (a peer in this process, over inproc, gets a copy).
+// It may read b until the message has been written or dropped, which can
+// be after Send returns, so b must not change while a socket it was sent
+// on is open; once Close or Shutdown has returned, no socket refers to it.
+// This sends one payload many times with no copy per send: call
+// SetBodyShared(b) before each Send, as SetBody otherwise.
+//
+// Growing or refilling the body (Grow, SetBody, Reset, RecvMsg into m)
+// leaves b alone: the message takes pooled storage of its own.
+func (m *Msg) SetBodyShared(b []byte) {
+	m.revive()
+	m.dropBlock()
+	m.Body = b[:len(b):len(b)]
+}
+
+// Reset empties header and body, keeping pooled storage (a shared body
+// is let go).
 func (m *Msg) Reset() {
 	m.revive()
 	m.Header = m.Header[:0]
-	m.Body = m.Body[:0]
+	m.Body = m.emptyBody()
+}
+
+// emptyBody is Body emptied for refilling: the same storage if it is
+// pooled, nil if it is not the message's own (SetBodyShared), so that an
+// append never writes into the lender's memory.
+func (m *Msg) emptyBody() []byte {
+	if m.blk == nil {
+		return nil
+	}
+	return m.Body[:0]
 }
 
 // SetHeader replaces the header with a copy of h.
@@ -421,10 +449,11 @@ func (m *Msg) allocBody(n int) {
 // joinHeader moves the header in front of the body so that Body holds the
 // whole SP payload and Header is empty, as messages read off a stream
 // are. It uses the headroom in front of a pooled body when it can and
-// copies otherwise.
+// copies otherwise. A body that is not pooled storage (SetBodyShared) is
+// always copied: the receiver this message goes to may write to it.
 func (m *Msg) joinHeader() {
 	h := m.Header
-	if len(h) == 0 {
+	if len(h) == 0 && (m.blk != nil || len(m.Body) == 0) {
 		return
 	}
 	if b := m.blk; b != nil {

@@ -161,7 +161,7 @@ func (s *Socket) sendCopy(m *Msg) bool {
 	if m == nil || len(m.Header)+len(m.Body) > CopySendMax || m.state.Load() != msgLive || !s.trySendCopy(m.Header, m.Body) {
 		return false
 	}
-	m.Header, m.Body = m.Header[:0], m.Body[:0]
+	m.Header, m.Body = m.Header[:0], m.emptyBody()
 	m.state.Store(msgSent)
 	if debugMsgs.Load() {
 		m.dbg.Store(trace("sent"))

@@ -101,6 +101,10 @@ Flags:
   --rounds N       run the whole list N times, interleaved, and report
                    each row's medians (1..100, default 1): on a shared
                    machine latencies move by 2x from minute to minute
+  --copy           ferry's streaming senders copy each payload into their
+                   message (SetBody), as a sender filling messages with
+                   fresh data does; by default they lend one payload
+                   (SetBodyShared), as the raw floor writes one buffer
 
 A progress line is drawn on stderr once a run passes one second. A
 measurement whose messages stop for 10s fails as "stalled" with the
@@ -168,6 +172,7 @@ type benchReport struct {
 	Against    string        `json:"against,omitempty"`
 	Fanout     int           `json:"fanout"`
 	Rounds     int           `json:"rounds"`
+	CopySends  bool          `json:"copy_sends"`
 	Results    []benchResult `json:"results"`
 	Idle       *benchIdle    `json:"idle_pipes,omitempty"`
 }
@@ -178,6 +183,7 @@ type benchOpts struct {
 	tmpDir    string
 	lat       []int64 // preallocated latency samples, reused
 	procs     int     // 2: far sides in a child process
+	copySends bool    // streaming senders copy each payload (SetBody), --copy
 	fanout    int     // subscribers in the fanout pattern
 	nngPeer   string  // ferry-nngpeer binary, with --against nng
 	// window, if set, is called as benchCount's measured window opens
@@ -202,6 +208,7 @@ func runBench(args []string, out io.Writer) error {
 	idle := fs.Int("idle-pipes", 0, "")
 	cpuprofile := fs.String("cpuprofile", "", "")
 	rounds := fs.Int("rounds", 1, "")
+	copySends := fs.Bool("copy", false, "")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%v (see: ferry help bench)", err)
 	}
@@ -249,7 +256,7 @@ func runBench(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o := &benchOpts{dur: *duration, minMsgs: 8, procs: *procs, fanout: *fanout}
+	o := &benchOpts{dur: *duration, minMsgs: 8, procs: *procs, fanout: *fanout, copySends: *copySends}
 	if *quick && !set["duration"] {
 		o.dur = 30 * time.Millisecond
 		o.minMsgs = 2
@@ -311,7 +318,7 @@ func runBench(args []string, out io.Writer) error {
 	floors := map[floorKey]benchResult{}
 	rep := benchReport{Go: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Duration: o.dur.String(), Quick: *quick, Procs: o.procs, Against: *against,
-		Fanout: o.fanout, Rounds: *rounds}
+		Fanout: o.fanout, Rounds: *rounds, CopySends: o.copySends}
 	// Rounds run the whole list again, so that every row sees the machine
 	// in the same states; each row reports its medians.
 	all := make([][]benchResult, len(jobs))
@@ -560,7 +567,11 @@ func printBench(out io.Writer, rep benchReport) {
 	if rep.Procs == 2 {
 		where = "far side in a second process (inproc: this one)"
 	}
-	fmt.Fprintf(out, "%s %s/%s GOMAXPROCS=%d, %s per measurement, %s\n\n", rep.Go, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Duration, where)
+	sends := "streams lend their payload (SetBodyShared)"
+	if rep.CopySends {
+		sends = "streams copy each payload (SetBody, --copy)"
+	}
+	fmt.Fprintf(out, "%s %s/%s GOMAXPROCS=%d, %s per measurement, %s, %s\n\n", rep.Go, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Duration, where, sends)
 	nng := rep.Against == "nng"
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "pattern\ttransport\tsize\tp50\tp99\tmsg/s\tMB/s\tlat x floor\ttput x floor\t"
@@ -742,7 +753,11 @@ func (b *benchLink) dial(ctx context.Context, far *benchFar, i int, mk func(ferr
 // (inproc cannot leave the process), here otherwise.
 func (o *benchOpts) startFar(ctx context.Context, pattern, role, tr string, size int) (*benchFar, error) {
 	if o.twoProcs(tr) {
-		return benchStartPeer(ctx, pattern, role, tr, size)
+		var extra []string
+		if o.copySends {
+			extra = append(extra, "--copy")
+		}
+		return benchStartPeer(ctx, pattern, role, tr, size, extra...)
 	}
 	return benchStartFar(ctx, o, pattern, role, tr, size)
 }

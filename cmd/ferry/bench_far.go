@@ -188,7 +188,7 @@ func benchStartFar(ctx context.Context, o *benchOpts, pattern, role, tr string, 
 	case role == "echo":
 		wg.Go(func() { benchEcho(ctx, in, out) })
 	default:
-		wg.Go(func() { benchStream(ctx, in, payload, nil) })
+		wg.Go(func() { benchStream(ctx, in, payload, o.copySends, nil) })
 	}
 	return f, nil
 }
@@ -203,13 +203,18 @@ func benchNewSub(c ferry.SocketConfig) (*ferry.Socket, error) {
 
 func benchHasTLS(tr string) bool { return tr == "tls+tcp" || tr == "wss" || tr == "quic" }
 
-// benchStream sends payload-sized messages from one reused Msg until a
-// send fails or wait says stop.
-func benchStream(ctx context.Context, s *ferry.Socket, payload []byte, wait func(sent int64) bool) {
+// benchStream sends payload from one reused Msg until a send fails or
+// wait says stop: lent (SetBodyShared), as the raw floor writes one
+// buffer, or copied into the message each time with copySends.
+func benchStream(ctx context.Context, s *ferry.Socket, payload []byte, copySends bool, wait func(sent int64) bool) {
 	m := ferry.NewMsg(len(payload))
 	defer m.Free()
 	for sent := int64(1); ; sent++ {
-		m.SetBody(payload)
+		if copySends {
+			m.SetBody(payload)
+		} else {
+			m.SetBodyShared(payload)
+		}
 		if s.Send(ctx, m) != nil {
 			return
 		}
@@ -357,6 +362,7 @@ func runBenchPeer(args []string, out io.Writer) error {
 	size := fs.Int("size", 64, "")
 	n := fs.Int("n", 0, "")
 	url := fs.String("url", "", "")
+	copySends := fs.Bool("copy", false, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -377,7 +383,7 @@ func runBenchPeer(args []string, out io.Writer) error {
 	if *role == "dialers" {
 		f, err = benchStartDialers(ctx, *url, *n)
 	} else {
-		o := &benchOpts{}
+		o := &benchOpts{copySends: *copySends}
 		if *tr == "ipc" {
 			d, err := os.MkdirTemp("", "ferrybench")
 			if err != nil {
