@@ -191,14 +191,7 @@ func tlsOf(e *tenv) *tls.Config {
 func TestWSSharedServer(t *testing.T) {
 	testutil.NoLeaks(t)
 	e := newTenv(t, tspec{scheme: "ws"})
-	mk := func() *ferry.Socket {
-		s, err := pair1.New(ferry.SocketConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	mk := func() *ferry.Socket { return newPair1(t) }
 	a, b, c := mk(), mk(), mk()
 	la := e.listen(t, a, "ws://127.0.0.1:0/a", ferry.ListenerConfig{})
 	host := strings.TrimSuffix(strings.TrimPrefix(la.URL(), "ws://"), "/a")
@@ -221,6 +214,41 @@ func TestWSSharedServer(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// TestWSPortZero: listeners on port 0 each get a port of their own, even
+// on different paths; with wss each serves its own certificate (two
+// listeners with their own test PKIs once shared the first one's port
+// and certificate, and the second's peers failed to verify it).
+func TestWSPortZero(t *testing.T) {
+	testutil.NoLeaks(t)
+	for _, scheme := range []string{"ws", "wss"} {
+		t.Run(scheme, func(t *testing.T) {
+			seen := map[string]bool{}
+			for _, path := range []string{"/a", "/b"} {
+				e := newTenv(t, tspec{scheme: scheme, secure: scheme == "wss"})
+				ls, ds := newPair1(t), newPair1(t)
+				l := e.listen(t, ls, scheme+"://127.0.0.1:0"+path, ferry.ListenerConfig{})
+				host := strings.TrimSuffix(strings.TrimPrefix(l.URL(), scheme+"://"), path)
+				if seen[host] {
+					t.Fatalf("two port-0 listeners on %s", host)
+				}
+				seen[host] = true
+				e.dial(t, ds, l.URL(), ferry.DialerConfig{})
+				exchange(t, ds, ls, []byte("to "+path))
+			}
+		})
+	}
+}
+
+// newPair1 is a PAIR1 socket closed when the test ends.
+func newPair1(t *testing.T) *ferry.Socket {
+	s, err := pair1.New(ferry.SocketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // TestWSHandler: a socket listens through ws.NewHandler on the

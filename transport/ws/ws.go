@@ -458,7 +458,15 @@ func acquire(l *listener) (*server, error) {
 	servers.Lock()
 	defer servers.Unlock()
 	key := l.scheme + "://" + l.hostport
+	// Port 0 asks for a port of its own: such a listener never joins
+	// another's server (two of them would otherwise share the first's
+	// port and TLS config); later listeners may join it by its real port.
+	_, port, _ := net.SplitHostPort(l.hostport)
+	anyPort := port == "0"
 	s := servers.m[key]
+	if anyPort {
+		s = nil
+	}
 	if s == nil {
 		ln, err := net.Listen("tcp", l.hostport)
 		if err != nil {
@@ -483,7 +491,9 @@ func acquire(l *listener) (*server, error) {
 			defer close(s.served)
 			s.hs.Serve(ln)
 		}()
-		servers.m[key] = s
+		if !anyPort {
+			servers.m[key] = s
+		}
 		if bound := l.scheme + "://" + ln.Addr().String(); bound != key {
 			servers.m[bound] = s // port 0: later listeners name the real port
 		}
