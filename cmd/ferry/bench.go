@@ -108,7 +108,9 @@ Flags:
 
 A progress line is drawn on stderr once a run passes one second. A
 measurement whose messages stop for 10s fails as "stalled" with the
-sockets' counters instead of hanging.
+sockets' counters instead of hanging; a throughput row in which nothing
+arrived for a quarter of a measured window or more gets a note under
+the table (a stall, not a steady rate; "longest_gap" in the JSON).
 
 Examples:
   ferry bench
@@ -147,11 +149,16 @@ type benchResult struct {
 	MaxNs   int64   `json:"max_ns"`
 	LatXF   float64 `json:"lat_x_floor,omitempty"`
 	// Throughput.
-	Msgs      int64   `json:"msgs"`
-	Seconds   float64 `json:"seconds"`
-	MsgsPerS  float64 `json:"msgs_per_sec"`
-	MBPerS    float64 `json:"mb_per_sec"`
-	TputXF    float64 `json:"tput_x_floor,omitempty"`
+	Msgs     int64   `json:"msgs"`
+	Seconds  float64 `json:"seconds"`
+	MsgsPerS float64 `json:"msgs_per_sec"`
+	MBPerS   float64 `json:"mb_per_sec"`
+	TputXF   float64 `json:"tput_x_floor,omitempty"`
+	// Gap: the longest part of the throughput window in which nothing
+	// arrived, as a fraction of the window (sampled every 1/30 of it);
+	// over rounds, the worst. A low figure with a large gap is a stall
+	// (of the far side, or of this machine), not a slow steady rate.
+	Gap       float64 `json:"longest_gap,omitempty"`
 	Floor     bool    `json:"floor,omitempty"`
 	Procs     int     `json:"procs"` // 2: the far side ran in its own process
 	ErrString string  `json:"error,omitempty"`
@@ -406,6 +413,10 @@ func runBench(args []string, out io.Writer) error {
 	return nil
 }
 
+// benchGapNote: a row whose longest gap is this much of its window gets
+// a note under the table.
+const benchGapNote = 0.25
+
 // benchMedian folds the rounds of one row into one: the median of each
 // figure (p50, p99, msg/s taken separately), sample and message counts
 // summed; any failed round fails the row.
@@ -428,6 +439,9 @@ func benchMedian(rs []benchResult) benchResult {
 	r.MaxNs = int64(med(func(x benchResult) float64 { return float64(x.MaxNs) }))
 	r.MsgsPerS = med(func(x benchResult) float64 { return x.MsgsPerS })
 	r.MBPerS = med(func(x benchResult) float64 { return x.MBPerS })
+	for _, x := range rs {
+		r.Gap = max(r.Gap, x.Gap)
+	}
 	r.Samples, r.Msgs, r.Seconds = 0, 0, 0
 	for _, x := range rs {
 		r.Samples += x.Samples
@@ -619,6 +633,10 @@ func printBench(out io.Writer, rep benchReport) {
 	for _, r := range rep.Results {
 		if r.ErrString != "" {
 			fmt.Fprintf(out, "FAIL %s %s %s: %s\n", r.Pattern, r.Transport, benchSize(r.Size), r.ErrString)
+		}
+		if r.Gap >= benchGapNote {
+			fmt.Fprintf(out, "note %s %s %s: nothing arrived for %.0f%% of a measured window in a row: a stall, not a steady rate\n",
+				r.Pattern, r.Transport, benchSize(r.Size), 100*r.Gap)
 		}
 		if r.NNG != nil && r.NNG.ErrString != "" {
 			fmt.Fprintf(out, "FAIL nng %s %s %s: %s\n", r.Pattern, r.Transport, benchSize(r.Size), r.NNG.ErrString)
@@ -975,7 +993,7 @@ func benchCount(ctx context.Context, o *benchOpts, got *atomic.Int64, size int, 
 		o.window(false)
 	}
 	c0, t0 := got.Load(), time.Now()
-	time.Sleep(o.dur)
+	r.Gap = benchWatch(got, t0, o.dur)
 	for got.Load()-c0 < o.minMsgs && time.Since(t0) < 30*time.Second && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
@@ -990,6 +1008,26 @@ func benchCount(ctx context.Context, o *benchOpts, got *atomic.Int64, size int, 
 	r.MsgsPerS = float64(r.Msgs) / r.Seconds
 	r.MBPerS = r.MsgsPerS * float64(size) / 1e6
 	return nil
+}
+
+// benchWatch waits until d has passed since t0, looking at got every
+// d/30, and returns the longest stretch in which got did not move, as a
+// fraction of d.
+func benchWatch(got *atomic.Int64, t0 time.Time, d time.Duration) float64 {
+	step := max(d/30, time.Millisecond)
+	last, since := got.Load(), t0
+	var gap time.Duration
+	for now := t0; now.Sub(t0) < d; now = time.Now() {
+		if c := got.Load(); c != last {
+			last, since = c, now
+		}
+		gap = max(gap, now.Sub(since))
+		time.Sleep(min(step, d-now.Sub(t0)))
+	}
+	if got.Load() == last {
+		gap = max(gap, time.Since(since))
+	}
+	return min(1, gap.Seconds()/d.Seconds())
 }
 
 // benchThroughput: the far side streams (reqrep: serves), the near side

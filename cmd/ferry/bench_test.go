@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,5 +335,43 @@ func TestBenchMedian(t *testing.T) {
 	rs[1].ErrString = "stalled"
 	if r := benchMedian(rs); r.ErrString != "stalled" {
 		t.Errorf("a failed round did not fail the row: %+v", r)
+	}
+}
+
+// TestBenchGap: a window in which messages stop is reported as a gap,
+// and a row with a large one gets a note under the table.
+func TestBenchGap(t *testing.T) {
+	var got atomic.Int64
+	if g := benchWatch(&got, time.Now(), 30*time.Millisecond); g < 0.9 {
+		t.Errorf("nothing arrived, gap %.2f, want ~1", g)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // messages for the first ~10 ms of a 60 ms window
+		defer close(done)
+		end := time.Now().Add(10 * time.Millisecond)
+		for time.Now().Before(end) {
+			got.Add(1)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+	}()
+	g := benchWatch(&got, time.Now(), 60*time.Millisecond)
+	close(stop)
+	<-done
+	if g < 0.5 || g > 1 {
+		t.Errorf("messages stopped after ~10 ms of 60: gap %.2f, want 0.5..1", g)
+	}
+	rs := []benchResult{{Pattern: "pushpull", Transport: "tcp", Size: 64, MsgsPerS: 9, Gap: 0.1}, {Pattern: "pushpull", Transport: "tcp", Size: 64, MsgsPerS: 1, Gap: 0.9}}
+	if r := benchMedian(rs); r.Gap != 0.9 {
+		t.Errorf("median row's gap %.2f, want the worst round's 0.9", r.Gap)
+	}
+	var out strings.Builder
+	printBench(&out, benchReport{Results: []benchResult{rs[0], benchMedian(rs)}})
+	if n := strings.Count(out.String(), "note pushpull tcp 64 B: nothing arrived for 90%"); n != 1 {
+		t.Errorf("want one note, for the row with the gap:\n%s", out.String())
 	}
 }
