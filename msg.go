@@ -213,7 +213,7 @@ func (m *Msg) SetBody(b []byte) {
 // be after Send returns, so b must not change while a socket it was sent
 // on is open; once Close or Shutdown has returned, no socket refers to it.
 // This sends one payload many times with no copy per send: call
-// SetBodyShared(b) before each Send, as SetBody otherwise.
+// SetBodyShared(b) before each Send where SetBody would copy b.
 //
 // Growing or refilling the body (Grow, SetBody, Reset, RecvMsg into m)
 // leaves b alone: the message takes pooled storage of its own.

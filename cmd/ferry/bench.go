@@ -439,11 +439,9 @@ func benchMedian(rs []benchResult) benchResult {
 	r.MaxNs = int64(med(func(x benchResult) float64 { return float64(x.MaxNs) }))
 	r.MsgsPerS = med(func(x benchResult) float64 { return x.MsgsPerS })
 	r.MBPerS = med(func(x benchResult) float64 { return x.MBPerS })
-	for _, x := range rs {
-		r.Gap = max(r.Gap, x.Gap)
-	}
 	r.Samples, r.Msgs, r.Seconds = 0, 0, 0
 	for _, x := range rs {
+		r.Gap = max(r.Gap, x.Gap) // the worst round's
 		r.Samples += x.Samples
 		r.Msgs += x.Msgs
 		r.Seconds += x.Seconds

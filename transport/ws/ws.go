@@ -463,9 +463,9 @@ func acquire(l *listener) (*server, error) {
 	// port and TLS config); later listeners may join it by its real port.
 	_, port, _ := net.SplitHostPort(l.hostport)
 	anyPort := port == "0"
-	s := servers.m[key]
-	if anyPort {
-		s = nil
+	var s *server
+	if !anyPort {
+		s = servers.m[key]
 	}
 	if s == nil {
 		ln, err := net.Listen("tcp", l.hostport)
