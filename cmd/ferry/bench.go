@@ -67,7 +67,11 @@ With tcp among the transports, a raw-TCP floor is measured in the same run
 for each size: length-prefixed frames over a plain net.TCPConn on loopback
 with bufio, no library (pattern "raw"), across processes too with
 --procs 2. Each tcp row then shows "lat x floor" (its p50 / the floor's
-p50) and "tput x floor" (its msg/s / the floor's msg/s).
+p50) and "tput x floor" (its msg/s / the floor's msg/s). With fanout
+among the patterns, a raw fan-out floor is measured too (row "raw/N"):
+one raw stream per subscriber, each written flat out from one buffer by
+a goroutine of its own, msg/s counting what all N readers received; the
+tcp fanout row's "tput x floor" is against it.
 
 --against nng runs every workload over tcp and ipc a second time between
 two NNG processes (ferry-nngpeer, a small cgo program against libnng in
@@ -304,6 +308,11 @@ func runBench(args []string, out io.Writer) error {
 		for _, sz := range szs {
 			jobs = append(jobs, job{"raw", "tcp", sz})
 		}
+		if slices.Contains(pats, "fanout") {
+			for _, sz := range szs {
+				jobs = append(jobs, job{benchRawFanout, "tcp", sz})
+			}
+		}
 	}
 	if slices.Contains(trs, "inproc") {
 		for _, sz := range szs {
@@ -319,8 +328,9 @@ func runBench(args []string, out io.Writer) error {
 	}
 	pr := benchNewProgress(len(jobs) * *rounds)
 	type floorKey struct {
-		tr   string
-		size int
+		tr     string
+		size   int
+		fanout bool // the raw fan-out floor, for the fanout rows
 	}
 	floors := map[floorKey]benchResult{}
 	rep := benchReport{Go: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
@@ -359,9 +369,10 @@ func runBench(args []string, out io.Writer) error {
 				r.TputXNNG = r.MsgsPerS / nr.MsgsPerS
 			}
 		}
+		fan := r.Pattern == "fanout" || r.Pattern == benchRawFanout
 		if r.Floor {
-			floors[floorKey{r.Transport, r.Size}] = r
-		} else if f, ok := floors[floorKey{r.Transport, r.Size}]; ok && r.ErrString == "" {
+			floors[floorKey{r.Transport, r.Size, fan}] = r
+		} else if f, ok := floors[floorKey{r.Transport, r.Size, fan}]; ok && r.ErrString == "" {
 			if f.P50ns > 0 && r.P50ns > 0 {
 				r.LatXF = float64(r.P50ns) / float64(f.P50ns)
 			}
@@ -600,8 +611,11 @@ func printBench(out io.Writer, rep benchReport) {
 	ratio := func(v float64) string { return dash(v > 0, benchRatio(v)) }
 	for _, r := range rep.Results {
 		name := r.Pattern
-		if r.Pattern == "fanout" {
+		switch r.Pattern {
+		case "fanout":
 			name = fmt.Sprintf("fanout/%d", rep.Fanout)
+		case benchRawFanout:
+			name = fmt.Sprintf("raw/%d", rep.Fanout)
 		}
 		line := fmt.Sprintf("%s\t%s\t%s\t", name, r.Transport, benchSize(r.Size))
 		if r.ErrString != "" {
@@ -609,7 +623,7 @@ func printBench(out io.Writer, rep benchReport) {
 		} else {
 			lx, tx := ratio(r.LatXF), ratio(r.TputXF)
 			if r.Floor {
-				lx, tx = "1", "1"
+				lx, tx = dash(r.P50ns > 0, "1"), "1"
 			}
 			line += fmt.Sprintf("%s\t%s\t%s\t%.1f\t%s\t%s\t", dash(r.P50ns > 0, benchDur(r.P50ns)), dash(r.P99ns > 0, benchDur(r.P99ns)),
 				benchRate(r.MsgsPerS), r.MBPerS, lx, tx)
@@ -653,7 +667,7 @@ func printBench(out io.Writer, rep benchReport) {
 // benchOne runs the latency and the throughput measurement of one row
 // (fanout has no latency measurement).
 func benchOne(ctx context.Context, o *benchOpts, pattern, tr string, size int) benchResult {
-	r := benchResult{Pattern: pattern, Transport: tr, Size: size, Floor: pattern == "raw" || pattern == "chan", Procs: 1}
+	r := benchResult{Pattern: pattern, Transport: tr, Size: size, Floor: pattern == "raw" || pattern == "chan" || pattern == benchRawFanout, Procs: 1}
 	if pattern == "chan" {
 		err := benchChanLatency(ctx, o, size, &r)
 		if err == nil {
@@ -669,7 +683,7 @@ func benchOne(ctx context.Context, o *benchOpts, pattern, tr string, size int) b
 	}
 	payload := make([]byte, size)
 	var err error
-	if pattern != "fanout" {
+	if pattern != "fanout" && pattern != benchRawFanout {
 		err = benchLatency(ctx, o, pattern, tr, payload, &r)
 	}
 	if err == nil {
@@ -1037,13 +1051,17 @@ func benchThroughput(ctx context.Context, o *benchOpts, pattern, tr string, payl
 		role = "echo"
 	}
 	size := len(payload)
-	far, err := o.startFar(ctx, pattern, role, tr, size)
+	farPattern, streams := pattern, 1
+	if pattern == benchRawFanout {
+		farPattern, streams = "raw", o.fanout
+	}
+	far, err := o.startFar(ctx, farPattern, role, tr, size)
 	if err != nil {
 		return err
 	}
 	defer far.stop()
-	if pattern == "raw" {
-		return benchRawThroughput(ctx, o, far.urls[0], size, r)
+	if farPattern == "raw" {
+		return benchRawThroughput(ctx, o, far.urls[0], size, streams, r)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var links benchLink
@@ -1213,30 +1231,49 @@ func benchRawLatency(ctx context.Context, o *benchOpts, url string, payload []by
 	}, r)
 }
 
-func benchRawThroughput(ctx context.Context, o *benchOpts, url string, size int, r *benchResult) error {
-	c, err := benchRawDial(ctx, url)
-	if err != nil {
-		return err
-	}
+// benchRawFanout is the raw fan-out floor's pattern: benchRawThroughput
+// over --fanout streams at once.
+const benchRawFanout = "rawfanout"
+
+// benchRawThroughput counts what arrives on streams raw connections to
+// the far side, each written flat out by a goroutine of its own there.
+func benchRawThroughput(ctx context.Context, o *benchOpts, url string, size, streams int, r *benchResult) error {
 	var wg sync.WaitGroup
-	defer func() { c.Close(); wg.Wait() }()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		wg.Wait()
+	}()
 	var got atomic.Int64
-	wg.Go(func() {
-		rsize := 64 << 10
-		if size >= benchRawVecMin {
-			// Large frames: a small buffer, so the payload is read
-			// straight into buf (as ferry reads it), not copied through.
-			rsize = 8 << 10
+	for range streams {
+		c, err := benchRawDial(ctx, url)
+		if err != nil {
+			return err
 		}
-		rd := bufio.NewReaderSize(c, rsize)
-		buf := make([]byte, size)
-		for {
-			var err error
-			if buf, err = benchRawRead(rd, buf); err != nil {
-				return
-			}
-			got.Add(1)
-		}
-	})
+		conns = append(conns, c)
+		wg.Go(func() { benchRawCount(c, size, &got) })
+	}
 	return benchCount(ctx, o, &got, size, r)
+}
+
+// benchRawCount reads size-byte frames from c until it fails, counting
+// them in got.
+func benchRawCount(c net.Conn, size int, got *atomic.Int64) {
+	rsize := 64 << 10
+	if size >= benchRawVecMin {
+		// Large frames: a small buffer, so the payload is read
+		// straight into buf (as ferry reads it), not copied through.
+		rsize = 8 << 10
+	}
+	rd := bufio.NewReaderSize(c, rsize)
+	buf := make([]byte, size)
+	for {
+		var err error
+		if buf, err = benchRawRead(rd, buf); err != nil {
+			return
+		}
+		got.Add(1)
+	}
 }

@@ -85,15 +85,7 @@ func benchStartFar(ctx context.Context, o *benchOpts, pattern, role, tr string, 
 		closers = append(closers, ln)
 		f.urls = []string{"tcp://" + ln.Addr().String()}
 		var mu sync.Mutex
-		wg.Go(func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			closers = append(closers, c)
-			mu.Unlock()
-			wg.Go(func() { <-ctx.Done(); c.Close() }) // even if stop ran before the accept
+		serve := func(c net.Conn) {
 			switch {
 			case role == "echo":
 				benchRawEcho(c, size)
@@ -117,6 +109,21 @@ func benchStartFar(ctx context.Context, o *benchOpts, pattern, role, tr string, 
 				w := bufio.NewWriterSize(c, 64<<10)
 				for benchRawWrite(w, payload) == nil {
 				}
+			}
+		}
+		// Each connection is served on its own goroutine: the raw
+		// fan-out floor dials --fanout of them.
+		wg.Go(func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				closers = append(closers, c)
+				mu.Unlock()
+				wg.Go(func() { <-ctx.Done(); c.Close() }) // even if stop ran before the accept
+				wg.Go(func() { serve(c) })
 			}
 		})
 		// stop closes the listener; the conn closes when ctx ends.

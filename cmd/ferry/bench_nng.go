@@ -52,7 +52,7 @@ func benchFindNNGPeer(flagPath string) (string, error) {
 // benchNNGHas says whether the NNG peer runs this workload: tcp and ipc,
 // and every pattern (reqrep: latency only).
 func benchNNGHas(pattern, tr string) bool {
-	return (tr == "tcp" || tr == "ipc") && pattern != "raw"
+	return (tr == "tcp" || tr == "ipc") && pattern != "raw" && pattern != benchRawFanout
 }
 
 // benchNNGFigures is what `ferry-nngpeer run` prints.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,16 +234,39 @@ func TestBenchTwoProcs(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 1+5 || rep.Procs != 2 || rep.Rounds != 3 {
-		t.Fatalf("%d results (procs %d, rounds %d), want %d, 2, 3", len(rep.Results), rep.Procs, rep.Rounds, 1+5)
+	// The raw floor, the raw fan-out floor (fanout is among the
+	// patterns) and the five patterns.
+	if len(rep.Results) != 2+5 || rep.Procs != 2 || rep.Rounds != 3 {
+		t.Fatalf("%d results (procs %d, rounds %d), want %d, 2, 3", len(rep.Results), rep.Procs, rep.Rounds, 2+5)
 	}
+	byPattern := map[string]benchResult{}
 	for _, r := range rep.Results {
-		if r.Procs != 2 || r.MsgsPerS <= 0 || (r.Pattern != "fanout" && r.P50ns <= 0) || r.ErrString != "" {
+		byPattern[r.Pattern] = r
+		fan := r.Pattern == "fanout" || r.Pattern == benchRawFanout
+		if r.Procs != 2 || r.MsgsPerS <= 0 || (!fan && r.P50ns <= 0) || r.ErrString != "" {
 			t.Errorf("%s/%s: bad figures: %+v", r.Pattern, r.Transport, r)
 		}
-		if r.Pattern != "fanout" && r.Samples < 3*2 { // three rounds, at least two samples each
+		if !fan && r.Samples < 3*2 { // three rounds, at least two samples each
 			t.Errorf("%s/%s: %d samples over 3 rounds", r.Pattern, r.Transport, r.Samples)
 		}
+	}
+	// fanout's ratio is to the raw fan-out floor, the others' to the raw
+	// floor.
+	raw, rawFan, fan, pair := byPattern["raw"], byPattern[benchRawFanout], byPattern["fanout"], byPattern["pair"]
+	if !rawFan.Floor || rawFan.P50ns != 0 || fan.TputXF <= 0 || pair.TputXF <= 0 ||
+		math.Abs(fan.TputXF-fan.MsgsPerS/rawFan.MsgsPerS) > 1e-9 || math.Abs(pair.TputXF-pair.MsgsPerS/raw.MsgsPerS) > 1e-9 {
+		t.Errorf("ratios to the floors: raw %+v\nraw fan-out %+v\nfanout %+v\npair %+v", raw, rawFan, fan, pair)
+	}
+	var table strings.Builder
+	printBench(&table, rep)
+	for _, line := range strings.Split(table.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "raw/5" && (len(f) < 10 || f[4] != "-" || f[8] != "-" || f[9] != "1") {
+			t.Errorf("raw fan-out row: want no latency and a ratio of 1: %q", line)
+		}
+	}
+	if !strings.Contains(table.String(), "raw/5 ") || !strings.Contains(table.String(), "fanout/5 ") {
+		t.Errorf("table lacks the raw/5 or fanout/5 row:\n%s", table.String())
 	}
 	if i := rep.Idle; i == nil || i.ErrString != "" || i.Pipes != 200 || i.RSSPerPipe <= 0 || i.GoroutinesPerPipe < 1 {
 		t.Errorf("idle pipes: %+v", rep.Idle)
@@ -299,11 +323,14 @@ func TestBenchAgainstNNG(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 1+5*2 {
-		t.Fatalf("%d results, want %d", len(rep.Results), 1+5*2)
+	if len(rep.Results) != 2+5*2 { // the raw and raw fan-out floors, five patterns over two transports
+		t.Fatalf("%d results, want %d", len(rep.Results), 2+5*2)
 	}
 	for _, r := range rep.Results {
 		if r.Floor {
+			if r.NNG != nil {
+				t.Errorf("%s floor: NNG figures %+v", r.Pattern, r.NNG)
+			}
 			continue
 		}
 		n := r.NNG
