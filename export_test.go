@@ -22,3 +22,19 @@ func SetKeepQuick(d time.Duration) (restore func()) {
 	old := keepQuick.Swap(int64(d))
 	return func() { keepQuick.Store(old) }
 }
+
+// BlockOf returns m's pooled storage (nil if none), as an opaque handle
+// for BlockState, and the generation m holds it at.
+func BlockOf(m *Msg) (any, uint32) {
+	if m.blk == nil {
+		return nil, 0
+	}
+	return m.blk, m.gen
+}
+
+// BlockState returns the current generation of a block from BlockOf and
+// the number of its holders beyond the first (fan-out copies sharing it).
+func BlockState(b any) (gen uint32, refs int32) {
+	bl := b.(*block)
+	return bl.gen.Load(), bl.refs.Load()
+}

@@ -70,7 +70,11 @@ const (
 // names a stale generation does nothing. That is what makes Free safe
 // against double release and stale handles.
 type block struct {
-	gen   atomic.Uint32
+	gen atomic.Uint32
+	// refs counts the holders beyond the first: fan-out copies that
+	// share the block (ShareMsg). Each holder lets go once; the last one
+	// releases the block. Nobody writes to a shared block.
+	refs  atomic.Int32
 	class int8 // -1: not pooled
 	buf   []byte
 }
@@ -163,6 +167,18 @@ func getBlock(n int) (*block, uint32) {
 // release gives the block back if gen is still its generation. It reports
 // whether this call released it.
 func (b *block) release(gen uint32) bool {
+	for {
+		r := b.refs.Load()
+		if r == 0 {
+			break // the only holder: release it
+		}
+		if b.gen.Load() != gen {
+			return false // a stale handle: it holds nothing
+		}
+		if b.refs.CompareAndSwap(r, r-1) {
+			return true // others still hold it
+		}
+	}
 	if !b.gen.CompareAndSwap(gen, gen+1) {
 		return false
 	}
@@ -403,6 +419,33 @@ func CopyMsg(m *Msg) *Msg {
 	return c
 }
 
+// shareMin: ShareMsg shares bodies this large; it copies smaller ones,
+// for which a copy costs less than counting the holders.
+const shareMin = 1 << 10
+
+// ShareMsg returns a library-owned message for pipe p with m's header and
+// body, for fan-out protocols (PUB, BUS, SURVEYOR) that send one message
+// to many pipes. A body of shareMin bytes or more is shared, not copied,
+// when p only reads it (a transport's writer): pooled storage is counted
+// (block.refs) and goes back to the pool when the last holder lets go; a
+// lent body (SetBodyShared) is shared as lent. For an inproc pipe, whose
+// receiver gets the very Msg and may write to its body, it is a copy, as
+// is a small body. m must be live and library-owned.
+func ShareMsg(m *Msg, p *Pipe) *Msg {
+	if p.ic != nil || len(m.Body) < shareMin {
+		return CopyMsg(m)
+	}
+	c := getMsg()
+	if b := m.blk; b != nil {
+		b.refs.Add(1)
+		c.blk, c.gen = b, m.gen
+	}
+	c.Body = m.Body
+	c.SetHeader(m.Header)
+	c.pipe = m.pipe
+	return c
+}
+
 func (m *Msg) copyInto(c *Msg) {
 	c.allocBody(len(m.Body))
 	copy(c.Body, m.Body)
@@ -449,14 +492,16 @@ func (m *Msg) allocBody(n int) {
 // joinHeader moves the header in front of the body so that Body holds the
 // whole SP payload and Header is empty, as messages read off a stream
 // are. It uses the headroom in front of a pooled body when it can and
-// copies otherwise. A body that is not pooled storage (SetBodyShared) is
-// always copied: the receiver this message goes to may write to it.
+// copies otherwise. A body that is not pooled storage (SetBodyShared), or
+// is shared with other messages (ShareMsg), is always copied: the
+// receiver this message goes to may write to it.
 func (m *Msg) joinHeader() {
 	h := m.Header
-	if len(h) == 0 && (m.blk != nil || len(m.Body) == 0) {
+	own := m.blk != nil && m.blk.refs.Load() == 0 // pooled, and not shared (ShareMsg)
+	if len(h) == 0 && (own || len(m.Body) == 0) {
 		return
 	}
-	if b := m.blk; b != nil {
+	if b := m.blk; own {
 		buf, body := b.buf, m.Body
 		if c := cap(body); c > 0 && &body[:c][c-1] == &buf[len(buf)-1] {
 			if off := len(buf) - c; off >= len(h) {

@@ -15,13 +15,20 @@ import (
 )
 
 // BenchmarkPubFanOut publishes 64-byte messages over tcp to 1, 10 and 100
-// subscribers; ns/op is per message published (each delivered to every
+// subscribers, and 64 KiB ones (whose bodies the pipes share, ShareMsg)
+// to 10; ns/op is per message published (each delivered to every
 // subscriber). The publisher stays at most 2,048 messages ahead of the
-// subscribers on average, inside queues of 8,192, so nothing is dropped.
+// subscribers on average, inside queues of 8,192 (at 64 KiB: 4 and 64),
+// so nothing is dropped.
 func BenchmarkPubFanOut(b *testing.B) {
-	for _, k := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("tcp/%dsubs/64", k), func(b *testing.B) {
-			const window, queue = 2048, 8192
+	cases := []struct{ subs, size int }{{1, 64}, {10, 64}, {100, 64}, {10, 64 << 10}}
+	for _, bc := range cases {
+		k, size := bc.subs, bc.size
+		b.Run(fmt.Sprintf("tcp/%dsubs/%d", k, size), func(b *testing.B) {
+			window, queue, every := 2048, 8192, int64(256) // every: deliveries per progress signal
+			if size > 1024 {
+				window, queue, every = 4, 64, 1
+			}
 			ps, subs, _ := fanIn(b, "tcp", pub.New, ferry.SocketConfig{SendQueueLen: queue}, sub.New, ferry.SocketConfig{RecvQueueLen: queue}, k)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -36,7 +43,7 @@ func BenchmarkPubFanOut(b *testing.B) {
 					var m ferry.Msg
 					defer m.Free()
 					for ss.RecvMsg(ctx, &m) == nil {
-						if total.Add(1)%256 == 0 {
+						if total.Add(1)%every == 0 {
 							select {
 							case progress <- struct{}{}:
 							default:
@@ -45,9 +52,9 @@ func BenchmarkPubFanOut(b *testing.B) {
 					}
 				})
 			}
-			m := ferry.NewMsg(64)
-			payload := make([]byte, 64)
-			b.SetBytes(64)
+			m := ferry.NewMsg(size)
+			payload := make([]byte, size)
+			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			sent := int64(0)
 			for b.Loop() {
@@ -56,7 +63,7 @@ func BenchmarkPubFanOut(b *testing.B) {
 					b.Fatal(err)
 				}
 				sent++
-				for (sent-window)*int64(k) > total.Load() {
+				for (sent-int64(window))*int64(k) > total.Load() {
 					<-progress
 				}
 			}

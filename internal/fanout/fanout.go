@@ -80,8 +80,10 @@ func (f *Set) Remove(p *ferry.Pipe) {
 	}
 }
 
-// Broadcast queues m, which Send accepted, or a copy of it on every pipe
-// but the one whose id is except (0: none). It never waits.
+// Broadcast queues m, which Send accepted, or a message of its own with
+// m's content (ferry.ShareMsg: a large body is shared, not copied, except
+// with inproc pipes) on every pipe but the one whose id is except (0:
+// none). It never waits.
 func (f *Set) Broadcast(m *ferry.Msg, except uint32) {
 	f.mu.RLock()
 	n := len(f.pipes)
@@ -106,7 +108,7 @@ func (f *Set) Broadcast(m *ferry.Msg, except uint32) {
 		i++
 		cp := m
 		if i < n {
-			cp = ferry.CopyMsg(m)
+			cp = ferry.ShareMsg(m, e.p)
 		}
 		f.put(e, cp)
 	}
