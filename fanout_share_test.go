@@ -3,7 +3,6 @@ package ferry_test
 import (
 	"bytes"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,16 +50,21 @@ func fanoutShared(t *testing.T, lent bool, size int) {
 	// inproc first and last: the last pipe gets the sent message itself,
 	// whose storage the others share.
 	addrs := []string{testutil.Addr(t, "inproc"), testutil.Addr(t, "ipc"), testutil.Addr(t, "tcp"), "ws://127.0.0.1:0/fan", testutil.Addr(t, "inproc")}
-	var subs []*ferry.Socket
-	var tcpURL string
-	for _, a := range addrs {
+	urls := make([]string, len(addrs))
+	for i, a := range addrs {
 		l, err := ps.Listen(a)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(a, "tcp:") {
-			tcpURL = l.URL()
-		}
+		urls[i] = l.URL()
+	}
+	// Before the others, so that the last pipe stays inproc: a
+	// subscriber that stops reading. Its queue on PUB fills, and PUB
+	// drops the oldest there, shared storage included.
+	stalledSubscriber(t, urls[2])
+	pollUntil(t, "the stalled subscriber", func() bool { return ps.Stats().PipesOpen == 1 })
+	var subs []*ferry.Socket
+	for _, u := range urls {
 		for range perTransport {
 			ss, err := sub.New(ferry.SocketConfig{RecvQueueLen: 2 * round})
 			if err != nil {
@@ -68,15 +72,12 @@ func fanoutShared(t *testing.T, lent bool, size int) {
 			}
 			defer ss.Close()
 			sub.Subscribe(ss, nil)
-			if _, err := ss.Dial(testutil.Ctx(t, 10*time.Second), l.URL()); err != nil {
+			if _, err := ss.Dial(testutil.Ctx(t, 10*time.Second), u); err != nil {
 				t.Fatal(err)
 			}
 			subs = append(subs, ss)
 		}
 	}
-	// A subscriber that stops reading: its queue on PUB fills, and PUB
-	// drops the oldest there, shared storage included.
-	stalledSubscriber(t, tcpURL)
 	pollUntil(t, "subscribers", func() bool { return ps.Stats().PipesOpen == len(subs)+1 })
 
 	content := func(i int) []byte { return bytes.Repeat([]byte{byte(i), byte(i >> 8), 'f', 'o'}, size/4) }
