@@ -721,3 +721,75 @@ func TestCopiedSendOrderMixed(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainWaitersSeeStreamPipe: receivers that wait on a socket with no
+// stream pipe (no pipe at all, or inproc only) wait on its channel alone;
+// a tcp pipe admitted meanwhile copies small frames into the copy queue
+// instead, and must end those waits. Four receivers take one message
+// each: each must get one, the copied frames as much as the inproc one.
+func TestPlainWaitersSeeStreamPipe(t *testing.T) {
+	testutil.NoLeaks(t)
+	for _, withInproc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inproc=%v", withInproc), func(t *testing.T) {
+			ls, url := listenSock(t, pull.New, ferry.SocketConfig{}, "tcp")
+			var ip *ferry.Socket
+			if withInproc {
+				l, err := ls.Listen(testutil.Addr(t, "inproc"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ip, err = push.New(ferry.SocketConfig{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ip.Close()
+				if _, err := ip.Dial(testutil.Ctx(t, 5*time.Second), l.URL()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 4
+			got := make(chan string, n)
+			for range n {
+				go func() {
+					b, err := ls.RecvBytes(testutil.Ctx(t, 10*time.Second), nil)
+					if err != nil {
+						got <- err.Error()
+						return
+					}
+					got <- string(b)
+				}()
+			}
+			time.Sleep(20 * time.Millisecond) // let them wait
+			if ls.ReadsInline() {
+				t.Fatal("the socket has a stream pipe before the tcp peer dialled")
+			}
+			var wire []byte
+			for i := range n {
+				if i == 0 && withInproc {
+					continue
+				}
+				wire = append(append(wire, tcpPrefix(5)...), fmt.Sprintf("msg-%d", i)...)
+			}
+			c := wirePeer(t, url, pushHeader, pullHeader)
+			mustWrite(t, c, wire)
+			if withInproc {
+				time.Sleep(20 * time.Millisecond) // after the copies
+				if err := ip.SendBytes(context.Background(), []byte("msg-0")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]bool{}
+			for i := range n {
+				select {
+				case s := <-got:
+					if !strings.HasPrefix(s, "msg-") || seen[s] {
+						t.Fatalf("receiver %d: %q (seen %v)", i, s, seen)
+					}
+					seen[s] = true
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%d of %d receivers still waiting 5 s after the tcp peer sent (got %v)", n-i, n, seen)
+				}
+			}
+		})
+	}
+}

@@ -376,6 +376,9 @@ func (p *Pipe) run() {
 	lends := p.sc != nil
 	if lends {
 		s.lend.streams.Add(1)
+		if p.cq != nil {
+			p.cq.kickPlain() // its reader may copy: plain waits would miss it
+		}
 	}
 	s.ctr.mu.Lock()
 	s.ctr.opened++

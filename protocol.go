@@ -123,7 +123,9 @@ func DrainQueue(q chan *Msg, f func(*Msg)) {
 	for {
 		select {
 		case m := <-q:
-			f(m)
+			if m != nil { // a CopyQueue's kick (kickPlain)
+				f(m)
+			}
 		default:
 			return
 		}

@@ -348,9 +348,12 @@ func (s *Socket) Close() error {
 		s.mu.Unlock()
 		close(s.closed)
 		// Receivers that wait without a case for s.closed: a copy queue's
-		// (waitPlain) and contexts' (RecvWait with done).
+		// (waitOne: notify; waitPlain: a kick in its channel) and
+		// contexts' (RecvWait with done).
 		if s.cq != nil {
 			wake(s.cq.notify)
+			s.cq.shut.Store(true)
+			s.cq.kickPlain()
 		}
 		if s.ctxCloser != nil {
 			s.ctxCloser.Closing()
@@ -366,6 +369,11 @@ func (s *Socket) Close() error {
 		}
 		s.wg.Wait()
 		s.proto.Close()
+		if s.cq != nil {
+			// Again: proto.Close drained ch, maybe of the kick above
+			// before a waiter that counted itself in plain took it.
+			s.cq.kickPlain()
+		}
 		close(s.done)
 	})
 	<-s.done
