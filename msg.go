@@ -425,7 +425,8 @@ const shareMin = 1 << 10
 
 // ShareMsg returns a library-owned message for pipe p with m's header and
 // body, for fan-out protocols (PUB, BUS, SURVEYOR) that send one message
-// to many pipes. A body of shareMin bytes or more is shared, not copied,
+// to many pipes, and for REQ, which keeps the request it sends for
+// resending. A body of shareMin bytes or more is shared, not copied,
 // when p only reads it (a transport's writer): pooled storage is counted
 // (block.refs) and goes back to the pool when the last holder lets go; a
 // lent body (SetBodyShared) is shared as lent. For an inproc pipe, whose

@@ -14,7 +14,7 @@ import (
 // server echoing; messages reused on both sides.
 func BenchmarkReqRepRoundTrip(b *testing.B) {
 	for _, scheme := range testutil.Transports {
-		for _, size := range []int{64, 1 << 10} {
+		for _, size := range []int{64, 1 << 10, 64 << 10} {
 			b.Run(fmt.Sprintf("%s/%d", scheme, size), func(b *testing.B) {
 				rq, rp := reqrep(b, scheme, ferry.SocketConfig{})
 				defer echo(b, rp, 4)()

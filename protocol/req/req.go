@@ -365,8 +365,13 @@ func (c *rctx) Send(ctx context.Context, m *ferry.Msg) error {
 	// and nothing else may free it.
 	c.id = id
 	k.reqs[id] = c
-	cp := ferry.CopyMsg(m)
 	pp := k.nextPipe()
+	var cp *ferry.Msg
+	if pp != nil {
+		cp = ferry.ShareMsg(m, pp) // a large body is shared with the kept m, not copied
+	} else {
+		cp = ferry.CopyMsg(m)
+	}
 	k.mu.Unlock()
 
 	var err error
