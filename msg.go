@@ -239,6 +239,25 @@ func (m *Msg) SetBodyShared(b []byte) {
 	m.Body = b[:len(b):len(b)]
 }
 
+// SwapBody exchanges the bodies of m and o, storage included, without
+// copying. A Serve handler answers with the request's body, changed in
+// place or not, by reply.SwapBody(req), as an NNG server sends back the
+// message it received; the request then holds the reply's old storage,
+// which its next receive reuses or lets go. Headers stay. A lent body
+// (SetBodyShared) moves as lent. Both must be the caller's, neither in
+// use by another goroutine; a sent or freed handle becomes usable again,
+// as with SetBody.
+func (m *Msg) SwapBody(o *Msg) {
+	if m == o {
+		return
+	}
+	m.revive()
+	o.revive()
+	m.Body, o.Body = o.Body, m.Body
+	m.blk, o.blk = o.blk, m.blk
+	m.gen, o.gen = o.gen, m.gen
+}
+
 // Reset empties header and body, keeping pooled storage (a shared body
 // is let go).
 func (m *Msg) Reset() {

@@ -43,14 +43,19 @@ func reqrep(t testing.TB, scheme string, cfg ferry.SocketConfig) (rq, rp *ferry.
 
 // echo serves rp: the reply is "re:" + the request.
 func echo(t testing.TB, rp *ferry.Socket, workers int) (stop func()) {
+	return serveWith(t, rp, workers, func(_ context.Context, q, r *ferry.Msg) error {
+		r.Grow(len(q.Body) + 3)
+		r.Body = append(append(r.Body[:0], "re:"...), q.Body...)
+		return nil
+	})
+}
+
+// serveWith runs rp.Serve with h until the returned stop is called.
+func serveWith(t testing.TB, rp *ferry.Socket, workers int, h ferry.Handler) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- rp.Serve(ctx, func(_ context.Context, q, r *ferry.Msg) error {
-			r.Grow(len(q.Body) + 3)
-			r.Body = append(append(r.Body[:0], "re:"...), q.Body...)
-			return nil
-		}, ferry.ServeConfig{Workers: workers})
+		done <- rp.Serve(ctx, h, ferry.ServeConfig{Workers: workers})
 	}()
 	return func() {
 		cancel()

@@ -51,8 +51,9 @@ Patterns: pair (PAIR1), pushpull, reqrep, pubsub (one subscriber), and
 fanout (one publisher, --fanout subscribers; not in the default list).
   pair      latency: the far side echoes; throughput: one way
   pushpull  latency: PUSH->PULL, then back over a second PUSH->PULL link
-  reqrep    latency: one context against a Serve echo; throughput:
-            replies/s with 8 contexts in flight
+  reqrep    latency: one context against a Serve echo (the reply takes
+            the request's body, Msg.SwapBody); throughput: replies/s
+            with 8 contexts in flight
   pubsub    latency: PUB->SUB, back over a second PUB->SUB link;
             throughput: the publisher sends flat out (PUB never blocks;
             what a subscriber's queue cannot take is dropped), msg/s
@@ -981,10 +982,12 @@ func benchCheckLen(m *ferry.Msg, n int) error {
 	return nil
 }
 
-// benchServe echoes requests on rp until ctx ends or rp closes.
+// benchServe echoes requests on rp until ctx ends or rp closes. The
+// reply takes the request's body (SwapBody), as NNG's echo sends back
+// the message it received: neither copies.
 func benchServe(ctx context.Context, rp *ferry.Socket, workers int) {
 	rp.Serve(ctx, func(_ context.Context, q, a *ferry.Msg) error {
-		a.SetBody(q.Body)
+		a.SwapBody(q)
 		return nil
 	}, ferry.ServeConfig{Workers: workers})
 }
