@@ -316,15 +316,26 @@ func TestInlineKeepRole(t *testing.T) {
 	}
 
 	// Slow requests that nobody waited for (one requester, waiting for
-	// each reply) do not count against keeping it.
-	mode.Store(sleeping)
-	k0 := ferry.RoleKept(rp)
-	roundTrips(t, c, 20)
-	if k := ferry.RoleKept(rp) - k0; k < 10 {
-		// Counted against it, three would end the keep.
-		t.Fatalf("the role was kept %d times in 20 slow requests with nobody waiting; want most", k)
+	// each reply) do not count against keeping it. A stall of the
+	// machine that stretches a 3 ms sleep past lendCheck (10 ms) lets
+	// the reader take the role back, which rightly counts: up to three
+	// tries, each after quick requests that restore the score.
+	for try := 1; ; try++ {
+		mode.Store(sleeping)
+		k0 := ferry.RoleKept(rp)
+		roundTrips(t, c, 20)
+		k := ferry.RoleKept(rp) - k0
+		mode.Store(echoing)
+		if k >= 10 {
+			break
+		}
+		if try == 3 {
+			// Counted against it, three would end the keep.
+			t.Fatalf("the role was kept %d times in 20 slow requests with nobody waiting (try %d); want most", k, try)
+		}
+		t.Logf("try %d: the role was kept %d times in 20 slow requests; again", try, k)
+		roundTrips(t, c, 1000)
 	}
-	mode.Store(echoing)
 
 	// Slow handlers: the first request's worker is away with the role
 	// when the other three arrive.
