@@ -2,6 +2,7 @@ package ferry_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,73 +11,141 @@ import (
 	"github.com/ferrymq/ferry/internal/stress"
 	"github.com/ferrymq/ferry/internal/testutil"
 	"github.com/ferrymq/ferry/protocol/pair1"
+	"github.com/ferrymq/ferry/protocol/pub"
+	"github.com/ferrymq/ferry/protocol/pull"
+	"github.com/ferrymq/ferry/protocol/push"
 	"github.com/ferrymq/ferry/protocol/rep"
 	"github.com/ferrymq/ferry/protocol/req"
+	"github.com/ferrymq/ferry/protocol/sub"
 )
 
 // TestDirectWriteOrder mixes direct writes (a lone message after a pause,
 // written by the sender) with queued ones (bursts, batched by the writer)
 // and a receiver that stalls now and then, so that direct writes also
 // meet a full socket buffer and leave a rest for the writer: every
-// message must arrive whole and in order. (How many go each way depends
-// on the machine's speed: under -race nearly all are direct.)
+// message must arrive whole and in order, over PAIR1 and PUSH/PULL. (How
+// many go each way depends on the machine's speed: under -race nearly all
+// are direct.)
 func TestDirectWriteOrder(t *testing.T) {
 	testutil.NoLeaks(t)
-	for _, scheme := range []string{"tcp", "ipc", "inproc"} {
+	for _, pr := range []struct {
+		name           string
+		listen, dialer newSock
+	}{{"pair1", pair1.New, pair1.New}, {"push", pull.New, push.New}} {
+		for _, scheme := range []string{"tcp", "ipc", "inproc"} {
+			t.Run(pr.name+"/"+scheme, func(t *testing.T) {
+				testDirectWriteOrder(t, scheme, pr.listen, pr.dialer)
+			})
+		}
+	}
+}
+
+func testDirectWriteOrder(t *testing.T, scheme string, listen, dialer newSock) {
+	ls, ds := connectWith(t, scheme, listen, dialer, ferry.SocketConfig{SendQueueLen: 64, RecvQueueLen: 16})
+	ctx := testutil.Ctx(t, time.Minute)
+	const n = 3000
+	errc := make(chan error, 1)
+	go func() {
+		r := rand.New(rand.NewPCG(7, 8))
+		m := ferry.NewMsg(0)
+		defer m.Free()
+		for seq := range n {
+			size := 12 + r.IntN(24000)
+			if r.IntN(4) != 0 {
+				size = 12 + r.IntN(200)
+			}
+			stress.FillChecked(m, seq, size, r)
+			if err := ds.Send(ctx, m); err != nil {
+				errc <- err
+				return
+			}
+			if r.IntN(2) == 0 {
+				time.Sleep(20 * time.Microsecond) // a pause: the next send may go direct
+			}
+		}
+		errc <- nil
+	}()
+	var m ferry.Msg
+	defer m.Free()
+	for seq := range n {
+		if err := ls.RecvMsg(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+		if !stress.Checked(m.Body, seq) {
+			t.Fatalf("message %d: out of order or corrupted (%d bytes)", seq, len(m.Body))
+		}
+		switch {
+		case seq == 1500:
+			time.Sleep(300 * time.Millisecond) // a long stall: the socket buffers fill up
+		case seq%500 == 0:
+			time.Sleep(20 * time.Millisecond) // the receiver stalls
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	st := ds.Stats()
+	t.Logf("%d messages, %d written directly", st.MsgsOut, st.MsgsDirect)
+	if st.MsgsOut != n || st.MsgsDirect == 0 {
+		t.Errorf("%d out, %d direct: want %d out, some direct", st.MsgsOut, st.MsgsDirect, n)
+	}
+	if scheme == "inproc" {
+		in := ls.Stats()
+		t.Logf("%d received, %d delivered by the sender", in.MsgsIn, in.MsgsDirectIn)
+		if in.MsgsDirectIn == 0 {
+			t.Errorf("no message delivered by the sender")
+		}
+	}
+}
+
+// TestDirectPushRoundTrip: lone messages on PUSH (a round trip over two
+// PUSH/PULL links) are written by the sending goroutine, not handed to
+// the pipe's writer: each hop of a round trip would otherwise wake a
+// thread.
+func TestDirectPushRoundTrip(t *testing.T) {
+	testutil.NoLeaks(t)
+	for _, scheme := range []string{"tcp", "inproc"} {
 		t.Run(scheme, func(t *testing.T) {
-			ls, ds := connect(t, scheme, pair1.New, ferry.SocketConfig{SendQueueLen: 64, RecvQueueLen: 16})
-			ctx := testutil.Ctx(t, time.Minute)
-			const n = 3000
-			errc := make(chan error, 1)
+			inA, outB := connectWith(t, scheme, pull.New, push.New, ferry.SocketConfig{})
+			inB, outA := connectWith(t, scheme, pull.New, push.New, ferry.SocketConfig{})
+			ctx := testutil.Ctx(t, 10*time.Second)
+			const n = 200
+			echoed := make(chan error, 1)
 			go func() {
-				r := rand.New(rand.NewPCG(7, 8))
-				m := ferry.NewMsg(0)
+				var m ferry.Msg
 				defer m.Free()
-				for seq := range n {
-					size := 12 + r.IntN(24000)
-					if r.IntN(4) != 0 {
-						size = 12 + r.IntN(200)
-					}
-					stress.FillChecked(m, seq, size, r)
-					if err := ds.Send(ctx, m); err != nil {
-						errc <- err
+				for range n {
+					if err := inB.RecvMsg(ctx, &m); err != nil {
+						echoed <- err
 						return
 					}
-					if r.IntN(2) == 0 {
-						time.Sleep(20 * time.Microsecond) // a pause: the next send may go direct
+					if err := outB.Send(ctx, &m); err != nil {
+						echoed <- err
+						return
 					}
 				}
-				errc <- nil
+				echoed <- nil
 			}()
-			var m ferry.Msg
+			m := ferry.NewMsg(8)
 			defer m.Free()
-			for seq := range n {
-				if err := ls.RecvMsg(ctx, &m); err != nil {
+			for i := range n {
+				m.SetBody([]byte{byte(i)})
+				if err := outA.Send(ctx, m); err != nil {
 					t.Fatal(err)
 				}
-				if !stress.Checked(m.Body, seq) {
-					t.Fatalf("message %d: out of order or corrupted (%d bytes)", seq, len(m.Body))
+				if err := inA.RecvMsg(ctx, m); err != nil || len(m.Body) != 1 || m.Body[0] != byte(i) {
+					t.Fatalf("round trip %d: %v %v", i, m.Body, err)
 				}
-				switch {
-				case seq == 1500:
-					time.Sleep(300 * time.Millisecond) // a long stall: the socket buffers fill up
-				case seq%500 == 0:
-					time.Sleep(20 * time.Millisecond) // the receiver stalls
-				}
+				time.Sleep(10 * time.Microsecond)
 			}
-			if err := <-errc; err != nil {
+			if err := <-echoed; err != nil {
 				t.Fatal(err)
 			}
-			st := ds.Stats()
-			t.Logf("%d messages, %d written directly", st.MsgsOut, st.MsgsDirect)
-			if st.MsgsOut != n || st.MsgsDirect == 0 {
-				t.Errorf("%d out, %d direct: want %d out, some direct", st.MsgsOut, st.MsgsDirect, n)
-			}
-			if scheme == "inproc" {
-				in := ls.Stats()
-				t.Logf("%d received, %d delivered by the sender", in.MsgsIn, in.MsgsDirectIn)
-				if in.MsgsDirectIn == 0 {
-					t.Errorf("no message delivered by the sender")
+			for name, s := range map[string]*ferry.Socket{"a": outA, "b": outB} {
+				st := s.Stats()
+				t.Logf("push %s: %d out, %d direct", name, st.MsgsOut, st.MsgsDirect)
+				if st.MsgsOut != n || st.MsgsDirect < n/2 {
+					t.Errorf("push %s: %d of %d messages written directly, want most", name, st.MsgsDirect, st.MsgsOut)
 				}
 			}
 		})
@@ -194,5 +263,68 @@ func TestInprocDirectDeliveryClose(t *testing.T) {
 		ls.Close()
 		<-done
 		ds.Close()
+	}
+}
+
+// TestDirectPubLone: PUB writes a lone message to a lone subscriber from
+// the sending goroutine, as PAIR does; with two subscribers every copy
+// goes through the pipes' writers. Every subscriber gets every message,
+// in order.
+func TestDirectPubLone(t *testing.T) {
+	testutil.NoLeaks(t)
+	for _, scheme := range []string{"tcp", "inproc"} {
+		for _, subs := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/%d", scheme, subs), func(t *testing.T) {
+				ps, err := pub.New(ferry.SocketConfig{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ps.Close()
+				l, err := ps.Listen(testutil.Addr(t, scheme))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := testutil.Ctx(t, 10*time.Second)
+				var ss []*ferry.Socket
+				for range subs {
+					s, err := sub.New(ferry.SocketConfig{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer s.Close()
+					sub.Subscribe(s, nil)
+					if _, err := s.Dial(ctx, l.URL()); err != nil {
+						t.Fatal(err)
+					}
+					ss = append(ss, s)
+				}
+				pollUntil(t, "subscribers", func() bool { return ps.Stats().PipesOpen == subs })
+				const n = 200
+				m := ferry.NewMsg(8)
+				defer m.Free()
+				var got ferry.Msg
+				defer got.Free()
+				for i := range n {
+					m.SetBody([]byte{byte(i)})
+					if err := ps.Send(ctx, m); err != nil {
+						t.Fatal(err)
+					}
+					for k, s := range ss {
+						if err := s.RecvMsg(ctx, &got); err != nil || len(got.Body) != 1 || got.Body[0] != byte(i) {
+							t.Fatalf("subscriber %d, message %d: %v %v", k, i, got.Body, err)
+						}
+					}
+					time.Sleep(10 * time.Microsecond)
+				}
+				st := ps.Stats()
+				t.Logf("pub: %d out, %d direct", st.MsgsOut, st.MsgsDirect)
+				if subs == 1 && st.MsgsDirect < n/2 {
+					t.Errorf("%d of %d messages written directly to the lone subscriber, want most", st.MsgsDirect, st.MsgsOut)
+				}
+				if subs > 1 && st.MsgsDirect != 0 {
+					t.Errorf("%d messages written directly with %d subscribers, want none", st.MsgsDirect, subs)
+				}
+			})
+		}
 	}
 }

@@ -182,6 +182,9 @@ func (p *Pipe) SendDirect(m *Msg) bool {
 	n := uint64(len(m.Header) + len(m.Body))
 	ok, partial := p.dc.writeNow(m)
 	if !ok {
+		if p.onSend != nil {
+			p.ctr.directBack.Add(1) // the hook saw it, the caller queues it
+		}
 		return false
 	}
 	if !p.dc.passesMsgs() {
@@ -761,6 +764,14 @@ func (p *Pipe) SendCopy(hdr, body []byte) bool {
 	p.bmu.Unlock()
 	return true
 }
+
+// DirectRefused reports how many messages SendDirect handed to p's send
+// hook (SetSendHook, called before the write) and then did not write:
+// the kernel refused them at once, and SendDirect reported false, so the
+// caller queued them instead. A protocol counting what its hook saw
+// subtracts these. Once the writer has stopped (in RemovePipe) the figure
+// is final.
+func (p *Pipe) DirectRefused() uint64 { return p.ctr.directBack.Load() }
 
 // CopiedSends reports how many messages SendCopy has taken on p: like
 // the messages its writer took from the queue, each was either written

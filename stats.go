@@ -92,6 +92,7 @@ const closedHistory = 64
 type pipeCounters struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, protoErrs atomic.Uint64
 	direct, directIn, copied, copiedIn, inline             atomic.Uint64
+	directBack                                             atomic.Uint64 // see Pipe.DirectRefused
 }
 
 func (c *pipeCounters) addTo(s *Stats) {

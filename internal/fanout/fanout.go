@@ -109,6 +109,13 @@ func (f *Set) Broadcast(m *ferry.Msg, except uint32) {
 		cp := m
 		if i < n {
 			cp = ferry.ShareMsg(m, e.p)
+		} else if n == 1 && e.p.SendDirect(m) {
+			// A lone message to a lone pipe (one subscriber, one peer):
+			// written by the sender, as PAIR's are, not handed to the
+			// pipe's writer. With more pipes the writers write in
+			// parallel, and SendDirect refuses anyway (more than one
+			// message unwritten).
+			break
 		}
 		f.put(e, cp)
 	}
