@@ -12,10 +12,12 @@ import (
 	"github.com/ferrymq/ferry"
 	"github.com/ferrymq/ferry/internal/testutil"
 	"github.com/ferrymq/ferry/protocol/pair1"
+	"github.com/ferrymq/ferry/protocol/pub"
 	"github.com/ferrymq/ferry/protocol/pull"
 	"github.com/ferrymq/ferry/protocol/push"
 	"github.com/ferrymq/ferry/protocol/rep"
 	"github.com/ferrymq/ferry/protocol/req"
+	"github.com/ferrymq/ferry/protocol/sub"
 )
 
 // TestCloseWakesEveryReceiver: several receivers wait on one socket, on
@@ -35,6 +37,8 @@ func TestCloseWakesEveryReceiver(t *testing.T) {
 		{"pair1", pair1.New, pair1.New, socketRecv},
 		{"pull", pull.New, push.New, socketRecv},
 		{"rep", rep.New, req.New, socketRecv},
+		{"sub", sub.New, pub.New, socketRecv},
+		{"sub-contexts", sub.New, pub.New, contextRecv(false)},
 		{"rep-contexts", rep.New, req.New, contextRecv(false)},
 		{"req-contexts", req.New, rep.New, contextRecv(true)},
 		{"req-one-context", req.New, rep.New, func(t *testing.T, s *ferry.Socket, n int) []func(context.Context) error {

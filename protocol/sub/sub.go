@@ -169,7 +169,7 @@ func (k *sock) Recv(ctx context.Context) (*ferry.Msg, error) { return k.def.Recv
 func (k *sock) Close() {
 	k.mu.Lock()
 	k.closed = true
-	ctxs := k.ctxs
+	ctxs := slices.Clone(k.ctxs) // a context's Close deletes from k.ctxs in place
 	k.mu.Unlock()
 	for _, c := range ctxs {
 		c.drain()
