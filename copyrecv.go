@@ -43,7 +43,10 @@ type CopyQueue struct {
 	held    atomic.Bool // buf is set: a waiting receiver hands it back
 
 	// plain counts receivers in waitPlain, which wait on ch (and ctx)
-	// alone; shut is set when the socket closes. See kickPlain.
+	// alone; shut is set when the socket closes. See kickPlain. shut,
+	// not the socket's closed channel: a waiter counts itself in plain
+	// and then looks at shut, Close sets shut and then looks at plain,
+	// and only atomics on both sides make sure one sees the other.
 	plain atomic.Int32
 	shut  atomic.Bool
 
@@ -229,6 +232,14 @@ func (q *CopyQueue) wait() bool {
 		q.waiters.Add(-1)
 		return false
 	}
+	q.idle()
+	return true
+}
+
+// idle hands the buffer back to the pool if the queue is empty and no
+// reader waits for room: an idle socket holds none. For a receiver about
+// to wait.
+func (q *CopyQueue) idle() {
 	if q.held.Load() {
 		q.mu.Lock()
 		if q.buf != nil && q.empty() && len(q.rwait) == 0 {
@@ -236,7 +247,6 @@ func (q *CopyQueue) wait() bool {
 		}
 		q.mu.Unlock()
 	}
-	return true
 }
 
 // release hands the empty queue's buffer back to the pool. Under mu.
@@ -307,13 +317,7 @@ func (q *CopyQueue) waitPlain(ctx context.Context, s *Socket, done <-chan struct
 		q.plain.Add(-1)
 		return nil, false, nil
 	}
-	if q.held.Load() { // an idle socket holds no copy buffer
-		q.mu.Lock()
-		if q.buf != nil && q.empty() && len(q.rwait) == 0 {
-			q.release()
-		}
-		q.mu.Unlock()
-	}
+	q.idle()
 	select {
 	case im = <-q.ch:
 	case <-ctx.Done():
@@ -354,11 +358,8 @@ func (q *CopyQueue) kickPlain() {
 // again, so a kick cannot circle between waiters. A kick sent while
 // nobody was parked stays in ch until a Take takes it.
 func (q *CopyQueue) passOn(s *Socket) {
-	if q.plain.Load() > 0 && (q.shut.Load() || q.n.Load() != 0 || !s.lend.unlendable()) {
-		select {
-		case q.ch <- nil:
-		default:
-		}
+	if q.shut.Load() || q.n.Load() != 0 || !s.lend.unlendable() {
+		q.kickPlain()
 	}
 }
 
